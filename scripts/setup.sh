@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Installs what lpatch needs on a Debian 12 machine, idempotently, and prepares the
+# target kernel (headers installed, image unpacked into a cache, never installed).
+# Prints the cache directory of the kernel on its last line: KERNEL_CACHE=<dir>.
+set -euo pipefail
+
+CACHE_ROOT=${LPATCH_CACHE:-/var/cache/lpatch}
+PKGS=(qemu-system-x86 busybox-static cpio xz-utils make gcc libc6-dev
+      rustc-web cargo-web rust-web-src bindgen libclang-dev clang
+      libelf-dev kmod)
+
+need=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+done
+
+apt_updated=
+apt_update() {
+    [ -n "$apt_updated" ] && return
+    apt-get update -qq
+    apt_updated=1
+}
+
+# The target kernel version is whatever Debian's metapackage points at today.
+resolve_version() {
+    apt-cache depends linux-headers-amd64 2>/dev/null \
+        | sed -n 's/.*Depends: linux-headers-\(.*-amd64\)$/\1/p' | head -n1
+}
+
+KVER=${LPATCH_KVER:-$(resolve_version)}
+if [ -z "$KVER" ]; then
+    apt_update
+    KVER=$(resolve_version)
+fi
+[ -n "$KVER" ] || { echo "setup: cannot resolve the kernel version from linux-headers-amd64" >&2; exit 1; }
+
+dpkg-query -W -f='${Status}' "linux-headers-$KVER" 2>/dev/null | grep -q 'install ok installed' \
+    || need+=("linux-headers-$KVER")
+
+if [ ${#need[@]} -gt 0 ]; then
+    apt_update
+    echo "setup: installing ${need[*]}" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+fi
+
+# The kernel image: downloaded and unpacked, never installed on the host.
+KDIR_CACHE="$CACHE_ROOT/kernel/$KVER"
+if [ ! -f "$KDIR_CACHE/.complete" ]; then
+    apt_update
+    rm -rf "$KDIR_CACHE"
+    mkdir -p "$KDIR_CACHE/dl"
+    (cd "$KDIR_CACHE/dl" && apt-get download -qq "linux-image-$KVER" >&2)
+    dpkg-deb -x "$KDIR_CACHE"/dl/linux-image-*.deb "$KDIR_CACHE/root"
+    cp "$KDIR_CACHE/root/boot/vmlinuz-$KVER" "$KDIR_CACHE/bzImage"
+    cp "$KDIR_CACHE/root/boot/System.map-$KVER" "$KDIR_CACHE/System.map"
+    cp "$KDIR_CACHE/root/boot/config-$KVER" "$KDIR_CACHE/config"
+    # The bzImage carries the ELF vmlinux as one XZ stream: find it and decompress it.
+    off=$(grep -aobP '\xfd7zXZ\x00' "$KDIR_CACHE/bzImage" | head -n1 | cut -d: -f1)
+    [ -n "$off" ] || { echo "setup: no XZ stream in the kernel image" >&2; exit 1; }
+    tail -c +"$((off + 1))" "$KDIR_CACHE/bzImage" | xz -dc 2>/dev/null > "$KDIR_CACHE/vmlinux" || true
+    head -c 4 "$KDIR_CACHE/vmlinux" | grep -q 'ELF' || { echo "setup: vmlinux extraction failed" >&2; exit 1; }
+    rm -rf "$KDIR_CACHE/dl" "$KDIR_CACHE/root"
+    touch "$KDIR_CACHE/.complete"
+fi
+ln -sfn "$KVER" "$CACHE_ROOT/kernel/current"
+echo "KERNEL_CACHE=$KDIR_CACHE"
+echo "KVER=$KVER"
