@@ -44,23 +44,35 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # The kernel image: downloaded and unpacked, never installed on the host.
+# One set-up at a time: the rig, the tests and make may all call this script.
+mkdir -p "$CACHE_ROOT/kernel"
+exec 9>"$CACHE_ROOT/.lock"
+flock 9
 KDIR_CACHE="$CACHE_ROOT/kernel/$KVER"
 if [ ! -f "$KDIR_CACHE/.complete" ]; then
     apt_update
-    rm -rf "$KDIR_CACHE"
-    mkdir -p "$KDIR_CACHE/dl"
-    (cd "$KDIR_CACHE/dl" && apt-get download -qq "linux-image-$KVER" >&2)
-    dpkg-deb -x "$KDIR_CACHE"/dl/linux-image-*.deb "$KDIR_CACHE/root"
-    cp "$KDIR_CACHE/root/boot/vmlinuz-$KVER" "$KDIR_CACHE/bzImage"
-    cp "$KDIR_CACHE/root/boot/System.map-$KVER" "$KDIR_CACHE/System.map"
-    cp "$KDIR_CACHE/root/boot/config-$KVER" "$KDIR_CACHE/config"
+    work=$(mktemp -d "$CACHE_ROOT/kernel/.new.XXXXXX")
+    trap 'rm -rf "$work"' EXIT
+    chmod 755 "$work"
+    (cd "$work" && apt-get download -qq "linux-image-$KVER" 2>&1 | grep -v 'unsandboxed' >&2 || true)
+    deb=$(ls "$work"/linux-image-*.deb 2>/dev/null | head -n1)
+    [ -n "$deb" ] || { echo "setup: apt-get download linux-image-$KVER failed" >&2; exit 1; }
+    dpkg-deb -x "$deb" "$work/root"
+    cp "$work/root/boot/vmlinuz-$KVER" "$work/bzImage"
+    # Debian's image ships only a placeholder System.map (the real one is in the 850 MB -dbg
+    # package); link-time addresses come from /proc/kallsyms of a PVH boot instead (no KASLR).
+    cp "$work/root/boot/config-$KVER" "$work/config"
     # The bzImage carries the ELF vmlinux as one XZ stream: find it and decompress it.
-    off=$(grep -aobP '\xfd7zXZ\x00' "$KDIR_CACHE/bzImage" | head -n1 | cut -d: -f1)
+    off=$(LC_ALL=C grep -aobP '\xfd7zXZ\x00' "$work/bzImage" | head -n1 | cut -d: -f1)
     [ -n "$off" ] || { echo "setup: no XZ stream in the kernel image" >&2; exit 1; }
-    tail -c +"$((off + 1))" "$KDIR_CACHE/bzImage" | xz -dc 2>/dev/null > "$KDIR_CACHE/vmlinux" || true
-    head -c 4 "$KDIR_CACHE/vmlinux" | grep -q 'ELF' || { echo "setup: vmlinux extraction failed" >&2; exit 1; }
-    rm -rf "$KDIR_CACHE/dl" "$KDIR_CACHE/root"
-    touch "$KDIR_CACHE/.complete"
+    tail -c +"$((off + 1))" "$work/bzImage" | xz -dc 2>/dev/null > "$work/vmlinux" || true
+    [ "$(head -c 4 "$work/vmlinux" | od -An -c | tr -d ' ')" = '177ELF' ] \
+        || { echo "setup: vmlinux extraction failed" >&2; exit 1; }
+    rm -rf "$work/root" "$deb"
+    echo "$KVER" > "$work/version"
+    touch "$work/.complete"
+    rm -rf "$KDIR_CACHE"
+    mv "$work" "$KDIR_CACHE"
 fi
 ln -sfn "$KVER" "$CACHE_ROOT/kernel/current"
 echo "KERNEL_CACHE=$KDIR_CACHE"
