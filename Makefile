@@ -1,0 +1,49 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# lpatch: the two commands a user needs are `make demo` and `make test`; both install
+# what they need first (scripts/setup.sh, idempotent).
+
+SHELL := /bin/bash
+CACHE ?= /var/cache/lpatch
+# Host tools: whichever cargo is on PATH (rustup's stable, or Debian's cargo-web).
+HOST_CARGO ?= $(shell command -v cargo 2>/dev/null || echo /usr/bin/cargo)
+KVER = $(shell cat $(CACHE)/kernel/current/version 2>/dev/null)
+KDIR ?= /usr/src/linux-headers-$(KVER)
+BUILD := $(CURDIR)/build/$(notdir $(realpath $(KDIR)))
+KBUILD_TOOL := $(CURDIR)/crates/target/release/lpatch-kbuild
+SAMPLES := $(patsubst samples/%/Kbuild,%,$(wildcard samples/*/Kbuild))
+
+export LPATCH_BUILD := $(BUILD)
+export LPATCH_KERNEL_DIR := $(CACHE)/kernel/current
+
+.PHONY: all setup host kernel samples test demo clean
+all: kernel samples
+
+setup:
+	@bash scripts/setup.sh >/dev/null
+
+host: setup
+	cd crates && $(HOST_CARGO) build --release --workspace --quiet
+
+kernel: host
+	$(MAKE) -C kernel KDIR=$(KDIR) O=$(BUILD)/kernel KBUILD_TOOL=$(KBUILD_TOOL)
+	ln -sfn $(notdir $(BUILD)) build/current
+
+# Each samples/<name>/ is a kbuild directory; patch modules see lpatch.h and the core's
+# exported symbols (with their CRCs) through KBUILD_EXTRA_SYMBOLS.
+samples: kernel
+	@for s in $(SAMPLES); do \
+		mkdir -p $(BUILD)/samples/$$s && cp -u samples/$$s/* $(BUILD)/samples/$$s/ && \
+		$(MAKE) -s -C $(KDIR) M=$(BUILD)/samples/$$s \
+			KBUILD_EXTRA_SYMBOLS=$(BUILD)/kernel/Module.symvers \
+			ccflags-y=-I$(CURDIR)/kernel/include modules || exit 1; \
+	done
+
+test: all
+	cd crates && $(HOST_CARGO) test --release --workspace -- --test-threads=2
+
+demo: all
+	cd crates && $(HOST_CARGO) run --release --quiet -p lpatch-vm -- run \
+		--ko $(BUILD)/kernel/lpatch.ko --script $(CURDIR)/scripts/demo.sh
+
+clean:
+	rm -rf build crates/target

@@ -1,0 +1,17 @@
+//! The one layer that touches the kernel: FFI declarations and thin safe wrappers.
+//! Every `unsafe` block of the crate lives below this module.
+pub mod alloc;
+pub mod ffi;
+pub mod print;
+pub mod str;
+
+/// Ends a Rust panic: BUG() in C, then `ud2` so objtool sees the function end in a
+/// dead end rather than falling off its section.
+pub fn bug() -> ! {
+    // SAFETY: lpatch_bug takes no arguments and never returns (it is BUG()); the ud2 after
+    // it is never reached and only marks the end of the path for objtool.
+    unsafe {
+        ffi::lpatch_bug();
+        core::arch::asm!("ud2", options(noreturn));
+    }
+}
