@@ -1,0 +1,154 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! Facts about the kernel directory the guest boots from (`vmlinux`, `bzImage`,
+//! `config`, and `version` or `System.map` when present).
+
+use crate::Error;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+/// Default location of the unpacked stock kernel (written by scripts/setup.sh).
+pub const DEFAULT_KERNEL_DIR: &str = "/var/cache/lpatch/kernel/current";
+
+/// `$LPATCH_KERNEL_DIR`, else [`DEFAULT_KERNEL_DIR`].
+pub fn default_kernel_dir() -> PathBuf {
+    match std::env::var_os("LPATCH_KERNEL_DIR") {
+        Some(d) if !d.is_empty() => PathBuf::from(d),
+        _ => PathBuf::from(DEFAULT_KERNEL_DIR),
+    }
+}
+
+/// The kernel release (`uname -r`) of the kernel in `dir`: its `version` file, else the
+/// version string in the bzImage's setup header, else the directory's own name.
+pub fn kernel_release(dir: &Path) -> Result<String, Error> {
+    if let Ok(v) = std::fs::read_to_string(dir.join("version")) {
+        let v = v.trim();
+        if !v.is_empty() {
+            return Ok(v.to_string());
+        }
+    }
+    if let Some(v) = bzimage_release(&dir.join("bzImage")) {
+        return Ok(v);
+    }
+    let canon = dir.canonicalize().map_err(|e| Error::io(format!("kernel dir {}", dir.display()), e))?;
+    canon
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| Error::Kernel(format!("cannot tell the kernel release of {}", dir.display())))
+}
+
+/// The release from a bzImage: the boot protocol's `kernel_version` field (at 0x20e)
+/// points, less 0x200, to "6.1.0-56-amd64 (debian-kernel@...) #1 SMP ...".
+fn bzimage_release(path: &Path) -> Option<String> {
+    let mut f = File::open(path).ok()?;
+    let mut hdr = [0u8; 0x210];
+    f.read_exact(&mut hdr).ok()?;
+    if &hdr[0x202..0x206] != b"HdrS" {
+        return None;
+    }
+    let ptr = u16::from_le_bytes([hdr[0x20e], hdr[0x20f]]) as u64;
+    f.seek(SeekFrom::Start(ptr + 0x200)).ok()?;
+    let mut s = [0u8; 128];
+    f.read_exact(&mut s).ok()?;
+    let s = String::from_utf8_lossy(&s);
+    let v = s.split([' ', '\0']).next()?.to_string();
+    (!v.is_empty()).then_some(v)
+}
+
+/// The headers to build modules against: `/usr/src/linux-headers-<release>`.
+pub fn headers_dir(kernel_dir: &Path) -> Result<PathBuf, Error> {
+    let rel = kernel_release(kernel_dir)?;
+    let h = PathBuf::from(format!("/usr/src/linux-headers-{rel}"));
+    if h.join("Makefile").is_file() {
+        Ok(h)
+    } else {
+        Err(Error::Kernel(format!("no kernel headers at {} (run scripts/setup.sh)", h.display())))
+    }
+}
+
+/// The link-time address of `_text`, i.e. where it is when KASLR is off. From a real
+/// `System.map` when the directory has one (Debian's image ships only a placeholder),
+/// else from the vmlinux ELF, where `_text` is the start of the `.text` section.
+pub fn linked_text_address(kernel_dir: &Path) -> Result<u64, Error> {
+    if let Ok(map) = std::fs::read_to_string(kernel_dir.join("System.map")) {
+        for l in map.lines() {
+            let mut w = l.split_whitespace();
+            if let (Some(a), Some(_), Some("_text")) = (w.next(), w.next(), w.next()) {
+                if let Ok(a) = u64::from_str_radix(a, 16) {
+                    return Ok(a);
+                }
+            }
+        }
+    }
+    let path = kernel_dir.join("vmlinux");
+    elf_section_address(&path, ".text")
+        .map_err(|e| Error::io(format!("reading {}", path.display()), e))?
+        .ok_or_else(|| Error::Kernel(format!("no .text section in {}", path.display())))
+}
+
+/// The address of a section of a little-endian ELF64 file, reading only its headers.
+fn elf_section_address(path: &Path, want: &str) -> std::io::Result<Option<u64>> {
+    let bad = |m: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, m.to_string());
+    let mut f = File::open(path)?;
+    let mut eh = [0u8; 64];
+    f.read_exact(&mut eh)?;
+    if &eh[..4] != b"\x7fELF" || eh[4] != 2 || eh[5] != 1 {
+        return Err(bad("not a little-endian ELF64 file"));
+    }
+    let u16at = |b: &[u8], o: usize| u16::from_le_bytes([b[o], b[o + 1]]) as u64;
+    let u32at = |b: &[u8], o: usize| u32::from_le_bytes(b[o..o + 4].try_into().unwrap()) as u64;
+    let u64at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap());
+    let shoff = u64at(&eh, 0x28);
+    let shentsize = u16at(&eh, 0x3a);
+    let shnum = u16at(&eh, 0x3c);
+    let shstrndx = u16at(&eh, 0x3e);
+    if shentsize < 64 || shnum == 0 || shstrndx >= shnum {
+        return Err(bad("no usable section headers"));
+    }
+    let mut sh = vec![0u8; (shentsize * shnum) as usize];
+    f.seek(SeekFrom::Start(shoff))?;
+    f.read_exact(&mut sh)?;
+    let sec = |i: u64| &sh[(i * shentsize) as usize..((i + 1) * shentsize) as usize];
+    let strtab = sec(shstrndx);
+    let mut names = vec![0u8; u64at(strtab, 0x20) as usize];
+    f.seek(SeekFrom::Start(u64at(strtab, 0x18)))?;
+    f.read_exact(&mut names)?;
+    for i in 0..shnum {
+        let s = sec(i);
+        let off = u32at(s, 0) as usize;
+        let name = names.get(off..).and_then(|n| n.split(|&b| b == 0).next()).unwrap_or(&[]);
+        if name == want.as_bytes() {
+            return Ok(Some(u64at(s, 0x10)));
+        }
+    }
+    Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Uses the cached kernel when it is there (scripts/setup.sh); else nothing to check.
+    #[test]
+    fn facts_of_the_cached_kernel() {
+        let dir = default_kernel_dir();
+        if !dir.join("vmlinux").is_file() {
+            eprintln!("no kernel at {}: skipped", dir.display());
+            return;
+        }
+        let rel = kernel_release(&dir).unwrap();
+        assert!(rel.starts_with(|c: char| c.is_ascii_digit()), "{rel}");
+        assert_eq!(bzimage_release(&dir.join("bzImage")).as_deref(), Some(rel.as_str()));
+        let text = linked_text_address(&dir).unwrap();
+        // x86-64: in the kernel's top 2 GiB, aligned to CONFIG_PHYSICAL_ALIGN (2 MiB)
+        assert!(text >= 0xffff_ffff_8000_0000 && text.is_multiple_of(0x20_0000), "{text:#x}");
+    }
+
+    #[test]
+    fn not_elf() {
+        let p = std::env::temp_dir().join(format!("lpatch-vm-notelf-{}", std::process::id()));
+        std::fs::write(&p, [0u8; 100]).unwrap();
+        assert!(elf_section_address(&p, ".text").is_err());
+        std::fs::remove_file(&p).unwrap();
+    }
+}
