@@ -1,0 +1,165 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! Command line.
+
+use crate::app::{self, Ctx, Exit, Failure};
+use crate::ops::KernelOps;
+use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::PathBuf;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  success
+  1  the operation failed: the kernel or the lpatch core refused it, or it did not have the expected effect
+  2  usage error (bad arguments, or a patch that belongs to the kernel's own livepatch core)
+  3  not found: no such patch, file or module, or the lpatch core is not loaded
+  4  permission denied (run as root)";
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "lpatch",
+    version,
+    about = "Live patching for the Linux kernel: load, list, enable, disable and unload patches",
+    long_about = "Live patching for the Linux kernel: load, list, enable, disable and unload patches.\n\n\
+                  Patches are kernel modules that register with the lpatch core (lpatch.ko); the core \
+                  shows them under /sys/kernel/lpatch (or /sys/kernel/livepatch on kernels without \
+                  their own livepatch core). Patches of the kernel's own livepatch core are shown, \
+                  marked (kernel livepatch), but not changed.",
+    after_help = EXIT_CODES,
+    arg_required_else_help = true
+)]
+pub struct Cli {
+    /// Directory that stands for /sys
+    #[arg(long, global = true, value_name = "DIR", default_value = "/sys")]
+    pub sysfs_root: PathBuf,
+    /// Directory that stands for /proc
+    #[arg(long, global = true, value_name = "DIR", default_value = "/proc")]
+    pub proc_root: PathBuf,
+    /// Kernel log device to read the core's messages from
+    #[arg(long, global = true, value_name = "FILE", default_value = "/dev/kmsg")]
+    pub kmsg: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Show whether the core is loaded, its version, its sysfs root, the kernel's taint
+    /// flags in words, and whether the kernel's own livepatch core is present
+    #[command(after_help = "Exits 3 when the lpatch core is not loaded (after printing the status).\n\n".to_string() + EXIT_CODES)]
+    Status {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// List every patch: name, enabled, objects, functions, and addresses when readable (root)
+    #[command(after_help = EXIT_CODES)]
+    List {
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one patch in full, with its module's state from /proc/modules
+    #[command(after_help = EXIT_CODES)]
+    Info {
+        /// Patch name (the name of its module)
+        patch: String,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
+    /// Load a patch module (finit_module) and confirm the patch it registers is enabled
+    #[command(
+        long_about = "Load a patch module with finit_module(2) and confirm that the patch it \
+                      registers (named after the module) appears enabled; print what it patches. \
+                      On failure, print the error in words and the core's kernel log lines. \
+                      Loading lpatch.ko itself loads the core.",
+        after_help = EXIT_CODES
+    )]
+    Load {
+        /// The patch module file (.ko)
+        file: PathBuf,
+    },
+    /// Enable a patch
+    #[command(after_help = EXIT_CODES)]
+    Enable {
+        /// Patch name
+        patch: String,
+    },
+    /// Disable a patch (patches stack: disable later-enabled ones first)
+    #[command(after_help = EXIT_CODES)]
+    Disable {
+        /// Patch name
+        patch: String,
+    },
+    /// Disable a patch if enabled, then unload its module (delete_module)
+    #[command(
+        long_about = "Disable a patch if it is enabled, then unload its module with delete_module(2). \
+                      The core pins a patch module once it has been enabled: without a consistency \
+                      model no one can prove that no task still runs the patch's code, so the \
+                      kernel refuses the unload; the patch then stays disabled and its module \
+                      stays loaded until reboot.",
+        after_help = EXIT_CODES
+    )]
+    Unload {
+        /// Patch name
+        patch: String,
+    },
+}
+
+/// Runs the tool with `args` (argv[0] first) and returns the exit code.
+pub fn run<I, T>(args: I, ops: &dyn KernelOps, out: &mut dyn Write, err: &mut dyn Write) -> i32
+where
+    I: IntoIterator<Item = T>,
+    T: Into<OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let text = e.to_string();
+            if e.use_stderr() {
+                let _ = err.write_all(text.as_bytes());
+                return Exit::Usage as i32;
+            }
+            let _ = out.write_all(text.as_bytes());
+            return Exit::Ok as i32;
+        }
+    };
+    let mut ctx = Ctx {
+        sys: cli.sysfs_root,
+        proc_root: cli.proc_root,
+        kmsg: cli.kmsg,
+        ops,
+        out,
+        err,
+    };
+    let result = match &cli.command {
+        Command::Status { json } => app::status(&mut ctx, *json),
+        Command::List { json } => app::list(&mut ctx, *json),
+        Command::Info { patch, json } => app::info(&mut ctx, patch, *json),
+        Command::Load { file } => app::load(&mut ctx, file),
+        Command::Enable { patch } => app::set_enabled(&mut ctx, patch, true),
+        Command::Disable { patch } => app::set_enabled(&mut ctx, patch, false),
+        Command::Unload { patch } => app::unload(&mut ctx, patch),
+    };
+    let _ = ctx.out.flush();
+    match result {
+        Ok(()) => Exit::Ok as i32,
+        Err(f) => {
+            report(ctx.err, &f);
+            f.code as i32
+        }
+    }
+}
+
+fn report(err: &mut dyn Write, f: &Failure) {
+    let mut s = format!("error: {}\n", f.message);
+    for d in &f.details {
+        s.push_str("  ");
+        s.push_str(d);
+        s.push('\n');
+    }
+    let _ = err.write_all(s.as_bytes());
+    let _ = err.flush();
+}

@@ -1,0 +1,19 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! The lpatch command-line tool, as a library so that its logic can be tested against fake
+//! /sys, /proc and kernel log trees and a fake syscall layer ([`ops::KernelOps`]).
+
+pub mod app;
+pub mod cli;
+pub mod elf;
+pub mod errno;
+pub mod kmsg;
+pub mod ops;
+pub mod procmods;
+pub mod render;
+pub mod sysfs;
+pub mod taint;
+
+#[cfg(test)]
+mod tests;
+#[cfg(test)]
+mod testutil;
