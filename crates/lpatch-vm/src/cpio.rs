@@ -222,7 +222,17 @@ mod tests {
         let names: Vec<&str> = e.iter().map(|e| e.name.as_str()).collect();
         assert_eq!(
             names,
-            ["dev", "dev/console", "lib", "lib/lpatch", "lib/lpatch/a.ko", "init", "bin", "bin/sh", "lib/lpatch/empty"]
+            [
+                "dev",
+                "dev/console",
+                "lib",
+                "lib/lpatch",
+                "lib/lpatch/a.ko",
+                "init",
+                "bin",
+                "bin/sh",
+                "lib/lpatch/empty"
+            ]
         );
         let by = |n: &str| e.iter().find(|e| e.name == n).unwrap().clone();
         assert_eq!(by("dev/console").mode, S_IFCHR | 0o600);
@@ -261,12 +271,27 @@ mod tests {
         };
         child.stdin.take().unwrap().write_all(&sample()).unwrap();
         let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         let text = String::from_utf8(out.stdout).unwrap();
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 9, "{text}");
-        assert!(lines[1].starts_with("crw-------") && lines[1].contains("5,") && lines[1].ends_with("dev/console"), "{text}");
-        assert!(lines[7].starts_with("lrwxrwxrwx") && lines[7].ends_with("bin/sh -> busybox"), "{text}");
-        assert!(lines[4].starts_with("-rw-r--r--") && lines[4].ends_with("lib/lpatch/a.ko"), "{text}");
+        assert!(
+            lines[1].starts_with("crw-------")
+                && lines[1].contains("5,")
+                && lines[1].ends_with("dev/console"),
+            "{text}"
+        );
+        assert!(
+            lines[7].starts_with("lrwxrwxrwx") && lines[7].ends_with("bin/sh -> busybox"),
+            "{text}"
+        );
+        assert!(
+            lines[4].starts_with("-rw-r--r--") && lines[4].ends_with("lib/lpatch/a.ko"),
+            "{text}"
+        );
     }
 }

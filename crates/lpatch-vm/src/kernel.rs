@@ -30,11 +30,18 @@ pub fn kernel_release(dir: &Path) -> Result<String, Error> {
     if let Some(v) = bzimage_release(&dir.join("bzImage")) {
         return Ok(v);
     }
-    let canon = dir.canonicalize().map_err(|e| Error::io(format!("kernel dir {}", dir.display()), e))?;
+    let canon = dir
+        .canonicalize()
+        .map_err(|e| Error::io(format!("kernel dir {}", dir.display()), e))?;
     canon
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
-        .ok_or_else(|| Error::Kernel(format!("cannot tell the kernel release of {}", dir.display())))
+        .ok_or_else(|| {
+            Error::Kernel(format!(
+                "cannot tell the kernel release of {}",
+                dir.display()
+            ))
+        })
 }
 
 /// The release from a bzImage: the boot protocol's `kernel_version` field (at 0x20e)
@@ -62,7 +69,10 @@ pub fn headers_dir(kernel_dir: &Path) -> Result<PathBuf, Error> {
     if h.join("Makefile").is_file() {
         Ok(h)
     } else {
-        Err(Error::Kernel(format!("no kernel headers at {} (run scripts/setup.sh)", h.display())))
+        Err(Error::Kernel(format!(
+            "no kernel headers at {} (run scripts/setup.sh)",
+            h.display()
+        )))
     }
 }
 
@@ -116,7 +126,10 @@ fn elf_section_address(path: &Path, want: &str) -> std::io::Result<Option<u64>> 
     for i in 0..shnum {
         let s = sec(i);
         let off = u32at(s, 0) as usize;
-        let name = names.get(off..).and_then(|n| n.split(|&b| b == 0).next()).unwrap_or(&[]);
+        let name = names
+            .get(off..)
+            .and_then(|n| n.split(|&b| b == 0).next())
+            .unwrap_or(&[]);
         if name == want.as_bytes() {
             return Ok(Some(u64at(s, 0x10)));
         }
@@ -138,10 +151,16 @@ mod tests {
         }
         let rel = kernel_release(&dir).unwrap();
         assert!(rel.starts_with(|c: char| c.is_ascii_digit()), "{rel}");
-        assert_eq!(bzimage_release(&dir.join("bzImage")).as_deref(), Some(rel.as_str()));
+        assert_eq!(
+            bzimage_release(&dir.join("bzImage")).as_deref(),
+            Some(rel.as_str())
+        );
         let text = linked_text_address(&dir).unwrap();
         // x86-64: in the kernel's top 2 GiB, aligned to CONFIG_PHYSICAL_ALIGN (2 MiB)
-        assert!(text >= 0xffff_ffff_8000_0000 && text.is_multiple_of(0x20_0000), "{text:#x}");
+        assert!(
+            text >= 0xffff_ffff_8000_0000 && text.is_multiple_of(0x20_0000),
+            "{text:#x}"
+        );
     }
 
     #[test]

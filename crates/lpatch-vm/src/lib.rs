@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub use kernel::{default_kernel_dir, headers_dir, kernel_release, linked_text_address};
-pub use parse::{is_splat, split_output, splats, BENIGN_LINES, SPLAT_PATTERNS};
+pub use parse::{is_splat, splats, split_output, BENIGN_LINES, SPLAT_PATTERNS};
 
 /// Where the test script, the .ko files and the /init script live in the guest.
 pub const GUEST_MODULE_DIR: &str = "/lib/lpatch";
@@ -54,7 +54,10 @@ pub enum Boot {
 #[derive(Debug)]
 pub enum Error {
     /// A host file operation failed.
-    Io { context: String, source: std::io::Error },
+    Io {
+        context: String,
+        source: std::io::Error,
+    },
     /// The kernel directory lacks something.
     Kernel(String),
     /// qemu could not start the guest (it exited with an error).
@@ -63,7 +66,10 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn io(context: impl Into<String>, source: std::io::Error) -> Error {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 }
 
@@ -72,7 +78,9 @@ impl fmt::Display for Error {
         match self {
             Error::Io { context, source } => write!(f, "{context}: {source}"),
             Error::Kernel(m) => write!(f, "{m}"),
-            Error::Qemu { status, stderr } => write!(f, "qemu failed ({status}): {}", stderr.trim_end()),
+            Error::Qemu { status, stderr } => {
+                write!(f, "qemu failed ({status}): {}", stderr.trim_end())
+            }
         }
     }
 }
@@ -157,15 +165,24 @@ impl Vm {
     /// A module, copied to /lib/lpatch/<basename> in the guest (the script's cwd).
     pub fn ko(mut self, host_path: impl AsRef<Path>) -> Self {
         let p = host_path.as_ref().to_path_buf();
-        let base = p.file_name().unwrap_or(OsStr::new("unnamed.ko")).to_string_lossy().into_owned();
-        self.files.push((p, format!("{GUEST_MODULE_DIR}/{base}"), Some(0o644)));
+        let base = p
+            .file_name()
+            .unwrap_or(OsStr::new("unnamed.ko"))
+            .to_string_lossy()
+            .into_owned();
+        self.files
+            .push((p, format!("{GUEST_MODULE_DIR}/{base}"), Some(0o644)));
         self
     }
 
     /// Any file, copied to `guest_path` (absolute) with its host permission bits;
     /// missing directories are created.
     pub fn file(mut self, host_path: impl AsRef<Path>, guest_path: &str) -> Self {
-        self.files.push((host_path.as_ref().to_path_buf(), guest_path.to_string(), None));
+        self.files.push((
+            host_path.as_ref().to_path_buf(),
+            guest_path.to_string(),
+            None,
+        ));
         self
     }
 
@@ -179,7 +196,8 @@ impl Vm {
 
     /// Extra kernel command-line words, appended after the fixed ones.
     pub fn cmdline(mut self, extra: &str) -> Self {
-        self.cmdline.extend(extra.split_whitespace().map(str::to_string));
+        self.cmdline
+            .extend(extra.split_whitespace().map(str::to_string));
         self
     }
 
@@ -195,10 +213,16 @@ impl Vm {
         // ignore_loglevel: every printk reaches the console, so a splat is never missed.
         // panic=-1: reboot at once on a panic, which with -no-reboot ends qemu.
         // No oops=panic: an Oops is reported and the guest carries on to the end.
-        let mut words: Vec<String> = ["console=ttyS0", "ignore_loglevel", "printk.time=1", "panic=-1", "rdinit=/init"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        let mut words: Vec<String> = [
+            "console=ttyS0",
+            "ignore_loglevel",
+            "printk.time=1",
+            "panic=-1",
+            "rdinit=/init",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
         words.extend(self.cmdline.iter().cloned());
         words.join(" ")
     }
@@ -206,12 +230,23 @@ impl Vm {
     /// Builds the initramfs (an uncompressed newc cpio).
     pub fn initramfs(&self) -> Result<Vec<u8>, Error> {
         let mut c = cpio::Cpio::new();
-        for d in ["/bin", "/dev", "/proc", "/sys", "/tmp", "/run", "/root", "/lpatch", GUEST_MODULE_DIR] {
+        for d in [
+            "/bin",
+            "/dev",
+            "/proc",
+            "/sys",
+            "/tmp",
+            "/run",
+            "/root",
+            "/lpatch",
+            GUEST_MODULE_DIR,
+        ] {
             c.dir(d, 0o755);
         }
         c.char_dev("/dev/console", 0o600, 5, 1);
         c.char_dev("/dev/null", 0o666, 1, 3);
-        let bb = fs::read(BUSYBOX).map_err(|e| Error::io(format!("reading {BUSYBOX} (busybox-static)"), e))?;
+        let bb = fs::read(BUSYBOX)
+            .map_err(|e| Error::io(format!("reading {BUSYBOX} (busybox-static)"), e))?;
         c.file("/bin/busybox", 0o755, &bb);
         for applet in busybox_applets()? {
             // never a link named busybox over the binary itself
@@ -226,7 +261,8 @@ impl Vm {
         c.file("/init", 0o755, INIT.as_bytes());
         c.file(GUEST_SCRIPT, 0o755, self.script.as_bytes());
         for (host, guest, perm) in &self.files {
-            let data = fs::read(host).map_err(|e| Error::io(format!("reading {}", host.display()), e))?;
+            let data =
+                fs::read(host).map_err(|e| Error::io(format!("reading {}", host.display()), e))?;
             let perm = match perm {
                 Some(p) => *p,
                 None => {
@@ -258,7 +294,8 @@ impl Vm {
             RUN_COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
         let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
+        fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("creating {}", dir.display()), e))?;
         let result = self.run_in(&dir, &image);
         let keep = std::env::var_os("LPATCH_VM_KEEP").is_some_and(|v| !v.is_empty());
         match &result {
@@ -275,8 +312,10 @@ impl Vm {
         let console = dir.join("console.log");
         let out = dir.join("output.log");
         let qemu_err = dir.join("qemu.stderr");
-        fs::write(&initrd, self.initramfs()?).map_err(|e| Error::io(format!("writing {}", initrd.display()), e))?;
-        let stderr_file = fs::File::create(&qemu_err).map_err(|e| Error::io("creating qemu.stderr", e))?;
+        fs::write(&initrd, self.initramfs()?)
+            .map_err(|e| Error::io(format!("writing {}", initrd.display()), e))?;
+        let stderr_file =
+            fs::File::create(&qemu_err).map_err(|e| Error::io("creating qemu.stderr", e))?;
 
         let mut cmd = Command::new(QEMU);
         cmd.args(["-accel", "tcg", "-cpu", "max"])
@@ -284,7 +323,15 @@ impl Vm {
             .arg(self.memory_mb.to_string())
             .arg("-smp")
             .arg(self.smp.to_string())
-            .args(["-nodefaults", "-no-user-config", "-display", "none", "-monitor", "none", "-no-reboot"])
+            .args([
+                "-nodefaults",
+                "-no-user-config",
+                "-display",
+                "none",
+                "-monitor",
+                "none",
+                "-no-reboot",
+            ])
             .arg("-serial")
             .arg(format!("file:{}", console.display()))
             .arg("-serial")
@@ -300,12 +347,17 @@ impl Vm {
             .stderr(stderr_file);
 
         let start = Instant::now();
-        let mut child = cmd.spawn().map_err(|e| Error::io(format!("starting {QEMU}"), e))?;
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| Error::io(format!("starting {QEMU}"), e))?;
         let deadline = start + self.timeout;
         let mut boot = None;
         let mut timed_out = false;
         let status = loop {
-            if let Some(st) = child.try_wait().map_err(|e| Error::io("waiting for qemu", e))? {
+            if let Some(st) = child
+                .try_wait()
+                .map_err(|e| Error::io("waiting for qemu", e))?
+            {
                 break st;
             }
             // The start marker is the first thing on the second port: its arrival
@@ -322,10 +374,17 @@ impl Vm {
         };
         let wall = start.elapsed();
 
-        let read = |p: &Path| fs::read(p).map(|b| parse::clean_text(&b)).unwrap_or_default();
+        let read = |p: &Path| {
+            fs::read(p)
+                .map(|b| parse::clean_text(&b))
+                .unwrap_or_default()
+        };
         let qemu_stderr = read(&qemu_err);
         if !timed_out && !status.success() {
-            return Err(Error::Qemu { status, stderr: qemu_stderr });
+            return Err(Error::Qemu {
+                status,
+                stderr: qemu_stderr,
+            });
         }
         let kernel_log = read(&console);
         let out_text = read(&out);
@@ -353,7 +412,10 @@ fn busybox_applets() -> Result<Vec<String>, Error> {
         .output()
         .map_err(|e| Error::io(format!("running {BUSYBOX} --list"), e))?;
     if !out.status.success() {
-        return Err(Error::Kernel(format!("{BUSYBOX} --list failed: {}", out.status)));
+        return Err(Error::Kernel(format!(
+            "{BUSYBOX} --list failed: {}",
+            out.status
+        )));
     }
     Ok(String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -428,7 +490,10 @@ impl VmRun {
             self.status, self.timed_out, self.wall, self.boot
         ));
         if !splats.is_empty() {
-            s.push_str(&format!("---- {} splat line(s) in the kernel log ----\n", splats.len()));
+            s.push_str(&format!(
+                "---- {} splat line(s) in the kernel log ----\n",
+                splats.len()
+            ));
             for l in &splats {
                 s.push_str(l);
                 s.push('\n');
@@ -479,7 +544,11 @@ impl VmRun {
     pub fn assert_ok(&self) {
         self.assert_clean();
         if self.status != Some(0) {
-            panic!("VM script failed with status {:?}\n{}", self.status, self.report());
+            panic!(
+                "VM script failed with status {:?}\n{}",
+                self.status,
+                self.report()
+            );
         }
     }
 }

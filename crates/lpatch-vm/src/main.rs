@@ -66,7 +66,14 @@ fn main() -> ExitCode {
         };
         let takes_value = matches!(
             name,
-            "--script" | "--ko" | "--file" | "--smp" | "--memory" | "--timeout" | "--kernel-dir" | "--append"
+            "--script"
+                | "--ko"
+                | "--file"
+                | "--smp"
+                | "--memory"
+                | "--timeout"
+                | "--kernel-dir"
+                | "--append"
         );
         let value = if takes_value {
             match inline.or_else(|| it.next().cloned()) {
@@ -79,7 +86,10 @@ fn main() -> ExitCode {
             }
             String::new()
         };
-        let number = |v: &str| v.parse::<u64>().map_err(|_| format!("{name}: not a number: {v:?}"));
+        let number = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{name}: not a number: {v:?}"))
+        };
         match name {
             "-h" | "--help" => {
                 print!("{USAGE}");
@@ -147,7 +157,10 @@ fn main() -> ExitCode {
         println!();
     }
     if show_log {
-        eprintln!("---- kernel log ----\n{}---- end of kernel log ----", run.kernel_log);
+        eprintln!(
+            "---- kernel log ----\n{}---- end of kernel log ----",
+            run.kernel_log
+        );
     }
     let splats = run.splats();
     for l in &splats {
@@ -162,8 +175,12 @@ fn main() -> ExitCode {
             Some(s) => (s & 0xff) as u8,
         }
     };
-    let boot = run.boot.map_or("?".to_string(), |b| format!("{:.1} s", b.as_secs_f64()));
-    let guest = run.guest_init_secs().map_or("?".to_string(), |s| format!("{s:.1} s"));
+    let boot = run
+        .boot
+        .map_or("?".to_string(), |b| format!("{:.1} s", b.as_secs_f64()));
+    let guest = run
+        .guest_init_secs()
+        .map_or("?".to_string(), |s| format!("{s:.1} s"));
     let status = match (run.timed_out, run.status) {
         (true, _) => "timed out".to_string(),
         (false, None) => "no status (the guest died?)".to_string(),

@@ -94,7 +94,9 @@ fn strip_time(line: &str) -> &str {
         if let Some(end) = rest.find(']') {
             let stamp = &rest[..end];
             if stamp.trim().chars().all(|c| c.is_ascii_digit() || c == '.') {
-                return rest[end + 1..].strip_prefix(' ').unwrap_or(&rest[end + 1..]);
+                return rest[end + 1..]
+                    .strip_prefix(' ')
+                    .unwrap_or(&rest[end + 1..]);
             }
         }
     }
@@ -150,14 +152,20 @@ mod tests {
 
     #[test]
     fn split_empty_output() {
-        assert_eq!(split_output("LPATCH-VM-START\n\nLPATCH-VM-EXIT 0\n"), ("".into(), Some(0)));
+        assert_eq!(
+            split_output("LPATCH-VM-START\n\nLPATCH-VM-EXIT 0\n"),
+            ("".into(), Some(0))
+        );
         assert_eq!(split_output(""), ("".into(), None));
     }
 
     #[test]
     fn split_marker_missing() {
         let t = "LPATCH-VM-START\npartial output\nthen the guest died";
-        assert_eq!(split_output(t), ("partial output\nthen the guest died".into(), None));
+        assert_eq!(
+            split_output(t),
+            ("partial output\nthen the guest died".into(), None)
+        );
         // a line that only looks like the marker
         let t = "LPATCH-VM-EXIT\nLPATCH-VM-EXIT x\nLPATCH-VM-EXITS 1\n";
         assert_eq!(split_output(t), (t.into(), None));
@@ -168,7 +176,10 @@ mod tests {
         let t = "LPATCH-VM-START\nok\n\nLPATCH-VM-EXIT 3\n\0\0garbage\nmore";
         assert_eq!(split_output(t), ("ok\n".into(), Some(3)));
         // no newline after the marker at all
-        assert_eq!(split_output("a\n\nLPATCH-VM-EXIT 1"), ("a\n".into(), Some(1)));
+        assert_eq!(
+            split_output("a\n\nLPATCH-VM-EXIT 1"),
+            ("a\n".into(), Some(1))
+        );
     }
 
     #[test]
