@@ -512,7 +512,7 @@ fn load_errno_words(e: i32) -> &'static str {
         libc::EKEYREJECTED | libc::ENOKEY | libc::EKEYEXPIRED | libc::EBADMSG => "the module's signature was refused: the kernel enforces module signing and this module is unsigned or signed with a key it does not trust",
         libc::ETXTBSY => "the file is open for writing by another process",
         libc::EFBIG | libc::ENOMEM => "the module is too large, or the kernel is out of memory",
-        libc::ENOSYS => "this kernel was built without module loading",
+        libc::ENOSYS => "module loading is not available here: the kernel was built without it, or a sandbox (seccomp) blocks the syscall",
         libc::EBADF => "the file could not be read by the kernel",
         _ => "the kernel refused the module",
     }

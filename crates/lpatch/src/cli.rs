@@ -22,10 +22,10 @@ Exit codes:
     version,
     about = "Live patching for the Linux kernel: load, list, enable, disable and unload patches",
     long_about = "Live patching for the Linux kernel: load, list, enable, disable and unload patches.\n\n\
-                  Patches are kernel modules that register with the lpatch core (lpatch.ko); the core \
-                  shows them under /sys/kernel/lpatch (or /sys/kernel/livepatch on kernels without \
-                  their own livepatch core). Patches of the kernel's own livepatch core are shown, \
-                  marked (kernel livepatch), but not changed.",
+                  Patches are kernel modules that register with the lpatch core (lpatch.ko). The core\n\
+                  shows them under /sys/kernel/lpatch, or /sys/kernel/livepatch on kernels without\n\
+                  their own livepatch core. Patches of the kernel's own livepatch core are shown,\n\
+                  marked (kernel livepatch), but never changed.",
     after_help = EXIT_CODES,
     arg_required_else_help = true
 )]
@@ -71,10 +71,10 @@ pub enum Command {
     },
     /// Load a patch module (finit_module) and confirm the patch it registers is enabled
     #[command(
-        long_about = "Load a patch module with finit_module(2) and confirm that the patch it \
-                      registers (named after the module) appears enabled; print what it patches. \
-                      On failure, print the error in words and the core's kernel log lines. \
-                      Loading lpatch.ko itself loads the core.",
+        long_about = "Load a patch module with finit_module(2) and confirm that the patch it registers\n\
+                      (named after the module) appears enabled; print what it patches. On failure,\n\
+                      print the error in words and the core's kernel log lines. Loading lpatch.ko\n\
+                      itself loads the core.",
         after_help = EXIT_CODES
     )]
     Load {
@@ -95,11 +95,11 @@ pub enum Command {
     },
     /// Disable a patch if enabled, then unload its module (delete_module)
     #[command(
-        long_about = "Disable a patch if it is enabled, then unload its module with delete_module(2). \
-                      The core pins a patch module once it has been enabled: without a consistency \
-                      model no one can prove that no task still runs the patch's code, so the \
-                      kernel refuses the unload; the patch then stays disabled and its module \
-                      stays loaded until reboot.",
+        long_about = "Disable a patch if it is enabled, then unload its module with delete_module(2).\n\n\
+                      The core pins a patch module once it has been enabled: without a consistency\n\
+                      model no one can prove that no task still runs the patch's code, so the kernel\n\
+                      refuses the unload. The patch then stays disabled and its module stays loaded\n\
+                      until a reboot.",
         after_help = EXIT_CODES
     )]
     Unload {
