@@ -1,18 +1,136 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * lpatch.ko's C glue: module boilerplate, and one-line helpers for what Rust cannot call
- * (macros, static inlines). The logic lives in the Rust core (rust/src).
+ * lpatch.ko's C glue. The logic lives in the Rust core (rust/src); this file holds what Rust
+ * cannot express: module boilerplate and exports (so modpost records CRCs), static objects
+ * whose layout and initialisers are C macros (the ftrace_ops, the notifier block, the mutex,
+ * the sysfs attribute tables), and one-line helpers for static inlines.
  */
 #include <linux/bug.h>
+#include <linux/ftrace.h>
+#include <linux/kernfs.h>
+#include <linux/kobject.h>
 #include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/preempt.h>
 #include <linux/slab.h>
+#include <linux/sysfs.h>
+#include <lpatch.h>
 
+/* The Rust side (rust/src/lib.rs). */
 int lpr_init(void);
 void lpr_exit(void);
+int lpr_register_patch(struct lp_patch *patch);
+int lpr_unregister_patch(struct lp_patch *patch);
+int lpr_enable_patch(struct lp_patch *patch);
+int lpr_disable_patch(struct lp_patch *patch);
+unsigned long lpr_redirect_target(unsigned long ip);
+int lpr_module_notify(unsigned long action, struct module *mod);
+ssize_t lpr_sysfs_show(struct kobject *kobj, const char *attr, char *buf);
+ssize_t lpr_sysfs_store(struct kobject *kobj, const char *attr, const char *buf, size_t len);
 
+/* ---- the API patch modules call ---- */
+int lp_register_patch(struct lp_patch *patch) { return lpr_register_patch(patch); }
+EXPORT_SYMBOL_GPL(lp_register_patch);
+int lp_unregister_patch(struct lp_patch *patch) { return lpr_unregister_patch(patch); }
+EXPORT_SYMBOL_GPL(lp_unregister_patch);
+int lp_enable_patch(struct lp_patch *patch) { return lpr_enable_patch(patch); }
+EXPORT_SYMBOL_GPL(lp_enable_patch);
+int lp_disable_patch(struct lp_patch *patch) { return lpr_disable_patch(patch); }
+EXPORT_SYMBOL_GPL(lp_disable_patch);
+
+/* ---- memory, locking, preemption, taint ---- */
 void *lpatch_kmalloc(size_t size) { return kmalloc(size, GFP_KERNEL); }
 void *lpatch_krealloc(void *p, size_t size) { return krealloc(p, size, GFP_KERNEL); }
 void __noreturn lpatch_bug(void) { BUG(); }
+
+static DEFINE_MUTEX(lpatch_mutex);	/* the one lock over every state change */
+void lpatch_lock(void) { mutex_lock(&lpatch_mutex); }
+void lpatch_unlock(void) { mutex_unlock(&lpatch_mutex); }
+void lpatch_mutex_lock(struct mutex *m) { mutex_lock(m); }
+void lpatch_preempt_disable(void) { preempt_disable(); }
+void lpatch_preempt_enable(void) { preempt_enable(); }
+unsigned long lpatch_start_kernel(void) { return __START_KERNEL; }
+
+/* ---- redirection: one ftrace_ops for every patched function ---- */
+static void notrace lpatch_ftrace_handler(unsigned long ip, unsigned long parent_ip,
+					  struct ftrace_ops *ops, struct ftrace_regs *fregs)
+{
+	/* Also disables preemption: the Rust lookup relies on it for RCU. */
+	int bit = ftrace_test_recursion_trylock(ip, parent_ip);
+	unsigned long target;
+
+	if (bit < 0)
+		return;
+	target = lpr_redirect_target(ip);
+	if (target)
+		ftrace_instruction_pointer_set(fregs, target);
+	ftrace_test_recursion_unlock(bit);
+}
+
+static struct ftrace_ops lpatch_ops = {
+	.func = lpatch_ftrace_handler,
+	.flags = FTRACE_OPS_FL_IPMODIFY | FTRACE_OPS_FL_PERMANENT,
+};
+
+int lpatch_ftrace_filter(unsigned long *ips, unsigned int n, int remove, int reset)
+{
+	return ftrace_set_filter_ips(&lpatch_ops, ips, n, remove, reset);
+}
+int lpatch_ftrace_register(void) { return register_ftrace_function(&lpatch_ops); }
+int lpatch_ftrace_unregister(void) { return unregister_ftrace_function(&lpatch_ops); }
+
+/* ---- module arrivals and departures ---- */
+static int lpatch_module_notify(struct notifier_block *nb, unsigned long action, void *data)
+{
+	return notifier_from_errno(lpr_module_notify(action, data));
+}
+
+static struct notifier_block lpatch_module_nb = {
+	.notifier_call = lpatch_module_notify,
+	/* Before other notifiers see a coming module, so its functions are already patched. */
+	.priority = INT_MAX,
+};
+int lpatch_module_notifier(int on)
+{
+	return on ? register_module_notifier(&lpatch_module_nb)
+		  : unregister_module_notifier(&lpatch_module_nb);
+}
+
+/* ---- sysfs: one attribute table per directory kind; Rust formats and parses ---- */
+static ssize_t lpatch_show(struct kobject *kobj, struct kobj_attribute *attr, char *buf)
+{
+	return lpr_sysfs_show(kobj, attr->attr.name, buf);
+}
+static ssize_t lpatch_store(struct kobject *kobj, struct kobj_attribute *attr,
+			    const char *buf, size_t len)
+{
+	return lpr_sysfs_store(kobj, attr->attr.name, buf, len);
+}
+
+static struct kobj_attribute lpatch_attr_enabled = __ATTR(enabled, 0644, lpatch_show, lpatch_store);
+static struct attribute *lpatch_patch_attrs[] = { &lpatch_attr_enabled.attr, NULL };
+static const struct attribute_group lpatch_patch_group = { .attrs = lpatch_patch_attrs };
+
+static struct kobj_attribute lpatch_attr_old_addr = __ATTR(old_addr, 0400, lpatch_show, NULL);
+static struct kobj_attribute lpatch_attr_new_addr = __ATTR(new_addr, 0400, lpatch_show, NULL);
+static struct attribute *lpatch_func_attrs[] = {
+	&lpatch_attr_old_addr.attr, &lpatch_attr_new_addr.attr, NULL
+};
+static const struct attribute_group lpatch_func_group = { .attrs = lpatch_func_attrs };
+
+/* kind: 0 = a patch directory, 1 = a function directory (objects have no attributes). */
+int lpatch_sysfs_add_attrs(struct kobject *kobj, int kind)
+{
+	return sysfs_create_group(kobj, kind ? &lpatch_func_group : &lpatch_patch_group);
+}
+struct kobject *lpatch_kernel_kobj(void) { return kernel_kobj; }
+bool lpatch_kernel_has_dir(const char *name)
+{
+	struct kernfs_node *kn = kernfs_find_and_get(kernel_kobj->sd, name);
+
+	kernfs_put(kn);
+	return kn != NULL;
+}
 
 static int __init lpatch_init(void) { return lpr_init(); }
 static void __exit lpatch_exit(void) { lpr_exit(); }

@@ -1,8 +1,50 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * lpatch.h - the API patch modules use to register live patches with the lpatch core.
+ *
+ * A patch module describes, per object (vmlinux or one module), the functions it replaces,
+ * then registers and enables the patch from its init:
+ *
+ *	static struct lp_func funcs[] = {
+ *		{ .old_name = "cmdline_proc_show", .new_func = my_cmdline_proc_show },
+ *		{ }
+ *	};
+ *	static struct lp_object objs[] = { { .name = NULL, .funcs = funcs }, { } };
+ *	static struct lp_patch patch = { .mod = THIS_MODULE, .objs = objs };
+ *
+ *	ret = lp_register_patch(&patch);
+ *	if (!ret && (ret = lp_enable_patch(&patch)))
+ *		lp_unregister_patch(&patch);
+ *
+ * Every call returns 0 or a negative errno, and logs a line naming the cause of a failure.
+ * The core keeps its own records; these structs are read at registration and must stay
+ * valid (unchanged) until the patch is unregistered.
  */
 #ifndef _LPATCH_H
 #define _LPATCH_H
+
+struct module;
+
+struct lp_func {              /* one function to replace */
+	const char *old_name;     /* its name in the object */
+	void *new_func;           /* the replacement, in the patch module */
+	unsigned long old_addr;   /* optional, vmlinux only: its link-time address (System.map) */
+	unsigned long old_sympos; /* optional: which same-named symbol, 1-based; 0 = name must be unique */
+};
+
+struct lp_object {            /* vmlinux or one module */
+	const char *name;         /* NULL = vmlinux, else the module's name */
+	struct lp_func *funcs;    /* ends with an entry whose old_name is NULL */
+};
+
+struct lp_patch {
+	struct module *mod;       /* THIS_MODULE of the patch module; its name names the patch */
+	struct lp_object *objs;   /* ends with an entry whose funcs is NULL */
+};
+
+int lp_register_patch(struct lp_patch *patch);
+int lp_unregister_patch(struct lp_patch *patch);
+int lp_enable_patch(struct lp_patch *patch);
+int lp_disable_patch(struct lp_patch *patch);
 
 #endif /* _LPATCH_H */

@@ -17,3 +17,24 @@ extern "C" {
     /// caller can end with `ud2` where objtool expects the function to end.
     pub fn lpatch_bug();
 }
+
+// The glue's helpers (lpatch_glue.c), one line each in C.
+extern "C" {
+    pub fn lpatch_lock();
+    pub fn lpatch_unlock();
+    pub fn lpatch_preempt_disable();
+    pub fn lpatch_preempt_enable();
+    pub fn lpatch_start_kernel() -> core::ffi::c_ulong;
+    pub fn lpatch_ftrace_filter(
+        ips: *mut core::ffi::c_ulong,
+        n: core::ffi::c_uint,
+        remove: core::ffi::c_int,
+        reset: core::ffi::c_int,
+    ) -> core::ffi::c_int;
+    pub fn lpatch_ftrace_register() -> core::ffi::c_int;
+    pub fn lpatch_ftrace_unregister() -> core::ffi::c_int;
+    pub fn lpatch_module_notifier(on: core::ffi::c_int) -> core::ffi::c_int;
+    pub fn lpatch_sysfs_add_attrs(kobj: *mut kobject, kind: core::ffi::c_int) -> core::ffi::c_int;
+    pub fn lpatch_kernel_kobj() -> *mut kobject;
+    pub fn lpatch_kernel_has_dir(name: *const core::ffi::c_char) -> bool;
+}

@@ -1,9 +1,17 @@
 //! The one layer that touches the kernel: FFI declarations and thin safe wrappers.
 //! Every `unsafe` block of the crate lives below this module.
+#[macro_use]
+pub mod print;
 pub mod alloc;
 pub mod ffi;
-pub mod print;
+pub mod ftrace;
+pub mod kallsyms;
+pub mod modules;
+pub mod patch_abi;
+pub mod rcu;
 pub mod str;
+pub mod sync;
+pub mod sysfs;
 
 /// Ends a Rust panic: BUG() in C, then `ud2` so objtool sees the function end in a
 /// dead end rather than falling off its section.

@@ -53,3 +53,18 @@ pub fn try_format(args: fmt::Arguments<'_>) -> Result<String, AllocError> {
     TryWriter { out: &mut out }.write_fmt(args).map_err(|_| AllocError)?;
     Ok(out)
 }
+
+/// Inserts at `index` (≤ len), or fails when memory is short.
+pub fn try_insert<T>(v: &mut Vec<T>, index: usize, x: T) -> Result<(), AllocError> {
+    if index > v.len() {
+        return Err(AllocError);
+    }
+    try_push(v, x)?;
+    v[index..].rotate_right(1);
+    Ok(())
+}
+
+/// A heap box, or an error when memory is short.
+pub fn try_box<T>(x: T) -> Result<alloc::boxed::Box<T>, AllocError> {
+    alloc::boxed::Box::try_new(x).map_err(|_| AllocError)
+}

@@ -1,0 +1,46 @@
+//! The glue's single ftrace_ops (IPMODIFY, permanent): its filter, registration, and the
+//! entry point its handler calls on every redirected function call.
+
+use super::ffi;
+use super::rcu::RcuReader;
+use crate::error::{Error, Result};
+use core::ffi::{c_int, c_uint, c_ulong};
+
+fn filter(ips: &mut [usize], remove: bool, reset: bool) -> Result {
+    let n = c_uint::try_from(ips.len()).map_err(|_| Error::EINVAL)?;
+    // SAFETY: ips is a valid array of n addresses; ftrace copies what it needs.
+    Error::check(unsafe {
+        ffi::lpatch_ftrace_filter(ips.as_mut_ptr() as *mut c_ulong, n, remove as c_int, reset as c_int)
+    })
+    .map(|_| ())
+}
+
+/// Adds call sites to the ops' filter (`reset`: replace the whole filter with them).
+pub fn filter_add(ips: &mut [usize], reset: bool) -> Result {
+    filter(ips, false, reset)
+}
+
+/// Removes call sites from the ops' filter.
+pub fn filter_remove(ips: &mut [usize]) -> Result {
+    filter(ips, true, false)
+}
+
+pub fn register() -> Result {
+    // SAFETY: registers the glue's static ftrace_ops.
+    Error::check(unsafe { ffi::lpatch_ftrace_register() }).map(|_| ())
+}
+
+pub fn unregister() -> Result {
+    // SAFETY: unregisters the glue's static ftrace_ops.
+    Error::check(unsafe { ffi::lpatch_ftrace_unregister() }).map(|_| ())
+}
+
+/// Called by the glue's ftrace handler, in any context (NMI included), with preemption
+/// disabled and recursion guarded: returns where the call at `ip` must go, or 0.
+#[no_mangle]
+pub extern "C" fn lpr_redirect_target(ip: c_ulong) -> c_ulong {
+    // SAFETY: the glue's handler disabled preemption (ftrace_test_recursion_trylock) and
+    // keeps it disabled until we return.
+    let reader = unsafe { RcuReader::new() };
+    crate::redirect::target(&reader, ip as usize) as c_ulong
+}

@@ -1,0 +1,126 @@
+//! Symbols the core needs but the kernel does not export to modules, reached through
+//! kallsyms: `kallsyms_lookup_name` itself is found by registering a kprobe on it (the
+//! kprobe's resolved address is the function), and everything else through it.
+
+use super::ffi;
+use super::modules::ModPtr;
+use crate::error::{Error, Result};
+use core::ffi::{c_char, c_int, c_ulong, c_void, CStr};
+
+type LookupName = unsafe extern "C" fn(*const c_char) -> c_ulong;
+type SymbolCb = unsafe extern "C" fn(*mut c_void, *const c_char, *mut ffi::module, c_ulong) -> c_int;
+type OnEachSymbol = unsafe extern "C" fn(SymbolCb, *mut c_void) -> c_int;
+type FindModule = unsafe extern "C" fn(*const c_char) -> *mut ffi::module;
+type FtraceLocation = unsafe extern "C" fn(c_ulong) -> c_ulong;
+
+/// The unexported kernel functions the core calls, found once at load.
+pub struct Kallsyms {
+    vmlinux_on_each: OnEachSymbol,
+    modules_on_each: OnEachSymbol,
+    find_module: FindModule,
+    ftrace_location: FtraceLocation,
+    /// How far KASLR moved the kernel from its link-time address.
+    pub kaslr_offset: usize,
+}
+
+fn kprobe_lookup_name() -> Result<LookupName> {
+    // SAFETY: an all-zero kprobe is its documented initial state; we set only symbol_name.
+    let mut kp: ffi::kprobe = unsafe { core::mem::zeroed() };
+    kp.symbol_name = c"kallsyms_lookup_name".as_ptr();
+    // SAFETY: kp lives until unregister_kprobe below; the kprobe has no handlers, so it
+    // never fires into us.
+    let ret = unsafe { ffi::register_kprobe(&mut kp) };
+    if ret < 0 {
+        pr_err!("cannot find kallsyms_lookup_name: register_kprobe failed ({})", ret);
+        return Err(Error::check(ret).err().unwrap_or(Error::ENOENT));
+    }
+    let addr = kp.addr as usize;
+    // SAFETY: kp was registered just above.
+    unsafe { ffi::unregister_kprobe(&mut kp) };
+    if addr == 0 {
+        return Err(Error::ENOENT);
+    }
+    // SAFETY: kprobes resolved the symbol kallsyms_lookup_name, whose C signature is
+    // `unsigned long kallsyms_lookup_name(const char *)`.
+    Ok(unsafe { core::mem::transmute::<usize, LookupName>(addr) })
+}
+
+fn lookup(f: LookupName, name: &CStr) -> Result<usize> {
+    // SAFETY: f is kallsyms_lookup_name; name is NUL-terminated.
+    let addr = unsafe { f(name.as_ptr()) } as usize;
+    if addr == 0 {
+        pr_err!("kernel symbol {} not found", name.to_str().unwrap_or("?"));
+        return Err(Error::ENOENT);
+    }
+    Ok(addr)
+}
+
+impl Kallsyms {
+    pub fn init() -> Result<Kallsyms> {
+        let f = kprobe_lookup_name()?;
+        let text = lookup(f, c"_text")?;
+        // SAFETY (all four transmutes): each address is the named kernel function, whose C
+        // signature in this kernel series (6.1) is the one the target type spells.
+        unsafe {
+            Ok(Kallsyms {
+                vmlinux_on_each: core::mem::transmute::<usize, OnEachSymbol>(lookup(f, c"kallsyms_on_each_symbol")?),
+                modules_on_each: core::mem::transmute::<usize, OnEachSymbol>(lookup(
+                    f,
+                    c"module_kallsyms_on_each_symbol",
+                )?),
+                find_module: core::mem::transmute::<usize, FindModule>(lookup(f, c"find_module")?),
+                ftrace_location: core::mem::transmute::<usize, FtraceLocation>(lookup(f, c"ftrace_location")?),
+                kaslr_offset: text.wrapping_sub(ffi::lpatch_start_kernel() as usize),
+            })
+        }
+    }
+
+    /// Calls `f(name, address)` for every vmlinux symbol, in kallsyms order.
+    pub fn for_each_vmlinux_symbol<F: FnMut(&[u8], usize)>(&self, mut f: F) {
+        let mut state = Walk { f: &mut f, only: None };
+        // SAFETY: the callback matches SymbolCb and `state` outlives the walk.
+        unsafe { (self.vmlinux_on_each)(walk_cb::<F>, &mut state as *mut Walk<'_, F> as *mut c_void) };
+    }
+
+    /// Calls `f(name, address)` for every symbol of one module, in kallsyms order. Takes
+    /// module_mutex (inside the kernel's walker): never call with it held.
+    pub fn for_each_module_symbol<F: FnMut(&[u8], usize)>(&self, module: ModPtr, mut f: F) {
+        let mut state = Walk { f: &mut f, only: Some(module.as_ptr()) };
+        // SAFETY: as above.
+        unsafe { (self.modules_on_each)(walk_cb::<F>, &mut state as *mut Walk<'_, F> as *mut c_void) };
+    }
+
+    /// The address of `addr`'s ftrace call site when `addr` is a traceable function's start.
+    pub fn ftrace_location(&self, addr: usize) -> Option<usize> {
+        // SAFETY: ftrace_location only reads ftrace's tables.
+        let loc = unsafe { (self.ftrace_location)(addr as c_ulong) } as usize;
+        (loc != 0).then_some(loc)
+    }
+
+    pub(super) fn find_module_raw(&self, name: &CStr) -> *mut ffi::module {
+        // SAFETY: callers hold preemption disabled (modules.rs), which find_module requires.
+        unsafe { (self.find_module)(name.as_ptr()) }
+    }
+}
+
+struct Walk<'a, F> {
+    f: &'a mut F,
+    only: Option<*mut ffi::module>,
+}
+
+unsafe extern "C" fn walk_cb<F: FnMut(&[u8], usize)>(
+    data: *mut c_void,
+    name: *const c_char,
+    module: *mut ffi::module,
+    addr: c_ulong,
+) -> c_int {
+    // SAFETY: data is the Walk passed by for_each_*; name is a NUL-terminated kallsyms name.
+    unsafe {
+        let w = &mut *(data as *mut Walk<'_, F>);
+        if w.only.is_some_and(|m| m != module) || name.is_null() {
+            return 0;
+        }
+        (w.f)(CStr::from_ptr(name).to_bytes(), addr as usize);
+    }
+    0
+}

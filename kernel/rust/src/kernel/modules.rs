@@ -1,0 +1,136 @@
+//! Kernel modules as the core sees them: pointers compared by identity, references that
+//! keep a module loaded, finding a live module by name, and the module notifier.
+
+use super::ffi;
+use super::kallsyms::Kallsyms;
+use crate::error::{Error, Result};
+use core::ffi::{c_int, c_ulong, CStr};
+
+/// A module's identity. Only compared and used to take references; the core never reads
+/// through it without holding a reference or being inside that module's notifier call.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct ModPtr(*mut ffi::module);
+
+// SAFETY: a ModPtr is an identity; dereferences happen only as documented above.
+unsafe impl Send for ModPtr {}
+
+impl ModPtr {
+    pub fn as_ptr(self) -> *mut ffi::module {
+        self.0
+    }
+
+    /// # Safety
+    /// `p` must point to a struct module that is alive for as long as the result is used
+    /// to take references or read the name.
+    pub unsafe fn from_raw(p: *mut ffi::module) -> Option<ModPtr> {
+        (!p.is_null()).then_some(ModPtr(p))
+    }
+
+    /// The module's name (copied into `buf`; names are at most 56 bytes).
+    pub fn name(self, buf: &mut [u8; 64]) -> &str {
+        // SAFETY: the pointer is alive (see the type's contract); `name` is a NUL-terminated
+        // char array inside struct module.
+        let name = unsafe { &(*self.0).name };
+        let mut n = 0;
+        for (i, &c) in name.iter().enumerate() {
+            if c == 0 || i >= buf.len() {
+                break;
+            }
+            buf[i] = c as u8;
+            n = i + 1;
+        }
+        core::str::from_utf8(&buf[..n]).unwrap_or("?")
+    }
+
+    /// Takes a reference (fails once the module is going).
+    pub fn try_get(self) -> Option<ModRef> {
+        // SAFETY: the module is alive (the type's contract); try_module_get refuses a
+        // module that is going.
+        unsafe { ffi::try_module_get(self.0) }.then_some(ModRef(self))
+    }
+}
+
+/// A reference on a module: while it is held, the module cannot be unloaded (short of
+/// `rmmod -f`). Dropping it puts the reference.
+#[derive(Debug)]
+pub struct ModRef(ModPtr);
+
+impl ModRef {
+    pub fn ptr(&self) -> ModPtr {
+        self.0
+    }
+
+    /// Gives the reference up without putting it: for a module that is already going (its
+    /// count no longer matters), or a patch module that stays pinned for good.
+    pub fn forget(self) {
+        core::mem::forget(self)
+    }
+}
+
+impl Drop for ModRef {
+    fn drop(&mut self) {
+        // SAFETY: this reference was taken by try_get and keeps the module alive.
+        unsafe { ffi::module_put(self.0 .0) }
+    }
+}
+
+/// Finds a loaded module (coming or live, not unformed or going) by name and takes a reference.
+pub fn find_live(syms: &Kallsyms, name: &CStr) -> Option<ModRef> {
+    // SAFETY: find_module's result may only be used with preemption disabled (or
+    // module_mutex held); we take a reference before enabling preemption again.
+    unsafe {
+        ffi::lpatch_preempt_disable();
+        let p = syms.find_module_raw(name);
+        let got = if p.is_null() {
+            None
+        } else {
+            let state = (*p).state;
+            if state == ffi::module_state::MODULE_STATE_LIVE || state == ffi::module_state::MODULE_STATE_COMING {
+                ModPtr(p).try_get()
+            } else {
+                None
+            }
+        };
+        ffi::lpatch_preempt_enable();
+        got
+    }
+}
+
+/// What the module notifier reports.
+pub enum ModuleEvent {
+    Coming,
+    Going,
+    Other,
+}
+
+/// Registration of the glue's module notifier; unregisters on drop.
+pub struct NotifierReg(());
+
+impl NotifierReg {
+    pub fn register() -> Result<NotifierReg> {
+        // SAFETY: registers the glue's static notifier block.
+        Error::check(unsafe { ffi::lpatch_module_notifier(1) })?;
+        Ok(NotifierReg(()))
+    }
+}
+
+impl Drop for NotifierReg {
+    fn drop(&mut self) {
+        // SAFETY: it was registered in `register`.
+        unsafe { ffi::lpatch_module_notifier(0) };
+    }
+}
+
+/// Called by the glue's notifier for every module state change.
+#[no_mangle]
+pub extern "C" fn lpr_module_notify(action: c_ulong, module: *mut ffi::module) -> c_int {
+    let event = match action as u32 {
+        x if x == ffi::module_state::MODULE_STATE_COMING as u32 => ModuleEvent::Coming,
+        x if x == ffi::module_state::MODULE_STATE_GOING as u32 => ModuleEvent::Going,
+        _ => ModuleEvent::Other,
+    };
+    // SAFETY: the module notifier is called with a module that stays allocated for the
+    // whole call.
+    let Some(m) = (unsafe { ModPtr::from_raw(module) }) else { return 0 };
+    crate::error::to_c(crate::core::module_event(event, m))
+}

@@ -1,0 +1,99 @@
+//! A pointer published to lockless readers: writers swap it under the core's lock and free
+//! the old value only after an RCU grace period; readers (the ftrace handler, preemption
+//! disabled) follow it without locks.
+
+use super::sync::synchronize_rcu;
+use alloc::boxed::Box;
+use core::ptr;
+use core::sync::atomic::{AtomicPtr, Ordering};
+
+pub struct RcuPtr<T> {
+    p: AtomicPtr<T>,
+}
+
+/// Proof that the caller is in an RCU read-side section (preemption disabled).
+pub struct RcuReader(());
+
+impl RcuReader {
+    /// # Safety
+    /// The caller must have preemption disabled until the token and anything read through
+    /// it are gone (the ftrace handler's recursion lock does this).
+    pub unsafe fn new() -> RcuReader {
+        RcuReader(())
+    }
+}
+
+impl<T> RcuPtr<T> {
+    pub const fn null() -> Self {
+        RcuPtr { p: AtomicPtr::new(ptr::null_mut()) }
+    }
+
+    /// The current value, for a reader.
+    pub fn get<'a>(&'a self, _reader: &'a RcuReader) -> Option<&'a T> {
+        let p = self.p.load(Ordering::Acquire);
+        // SAFETY: a published value is freed only after a grace period that follows its
+        // replacement; the reader token proves we are inside a read-side section.
+        unsafe { p.as_ref() }
+    }
+
+    /// The current value, for a writer (the core's lock serialises writers).
+    pub fn get_locked(&self) -> Option<&T> {
+        // SAFETY: only writers free values, and they hold the core's lock, as does the caller.
+        unsafe { self.p.load(Ordering::Acquire).as_ref() }
+    }
+
+    /// Publishes a new value; the old one comes back as [`Retired`], to be freed after a grace
+    /// period.
+    pub fn replace(&self, new: Option<Box<T>>) -> Retired<T> {
+        let newp = new.map_or(ptr::null_mut(), Box::into_raw);
+        let old = self.p.swap(newp, Ordering::AcqRel);
+        Retired(old)
+    }
+}
+
+impl<T> RcuPtr<T> {
+    /// Publishes again a value retired by `replace` (undoing it); returns what it replaces.
+    pub fn put_back(&self, old: Retired<T>) -> Retired<T> {
+        let p = old.0;
+        core::mem::forget(old);
+        Retired(self.p.swap(p, Ordering::AcqRel))
+    }
+}
+
+/// A value unpublished from an [`RcuPtr`]: readers may still see it until a grace period
+/// has passed. Dropping it waits for that grace period, then frees it.
+#[must_use]
+pub struct Retired<T>(*mut T);
+
+impl<T> Retired<T> {
+    /// Frees several retired values after one shared grace period.
+    pub fn free_after_grace(self) {
+        drop(self)
+    }
+
+    /// Frees it without waiting: only for a value readers never saw.
+    pub fn free_unpublished(self) {
+        let p = self.0;
+        core::mem::forget(self);
+        if !p.is_null() {
+            // SAFETY: the pointer came from Box::into_raw in `replace`, and no reader can
+            // hold it (the caller's contract).
+            drop(unsafe { Box::from_raw(p) });
+        }
+    }
+}
+
+impl<T> Drop for Retired<T> {
+    fn drop(&mut self) {
+        if !self.0.is_null() {
+            synchronize_rcu();
+            // SAFETY: the pointer came from Box::into_raw in `replace`; after the grace
+            // period no reader can still hold it.
+            drop(unsafe { Box::from_raw(self.0) });
+        }
+    }
+}
+
+// SAFETY: the pointee is only shared with readers through the RCU protocol above.
+unsafe impl<T: Send + Sync> Sync for RcuPtr<T> {}
+unsafe impl<T: Send> Send for Retired<T> {}

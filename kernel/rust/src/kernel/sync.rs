@@ -1,0 +1,60 @@
+//! The core's one lock (a kernel mutex defined in the C glue) and the state it guards.
+
+use super::ffi;
+use core::cell::UnsafeCell;
+use core::ops::{Deref, DerefMut};
+
+/// Data guarded by the glue's `lpatch_mutex`. There is one such mutex, so there must be only
+/// one `CoreLock` (the core's state, in `crate::core`).
+pub struct CoreLock<T> {
+    data: UnsafeCell<T>,
+}
+
+// SAFETY: every access to the data goes through a Guard, which holds the mutex.
+unsafe impl<T: Send> Sync for CoreLock<T> {}
+
+impl<T> CoreLock<T> {
+    pub const fn new(data: T) -> Self {
+        CoreLock { data: UnsafeCell::new(data) }
+    }
+
+    /// Takes the mutex (may sleep: process context only).
+    pub fn lock(&self) -> Guard<'_, T> {
+        // SAFETY: the mutex is statically initialised in the glue; callers are in process
+        // context (module init/exit, API calls, sysfs, the module notifier).
+        unsafe { ffi::lpatch_lock() };
+        Guard { lock: self }
+    }
+}
+
+pub struct Guard<'a, T> {
+    lock: &'a CoreLock<T>,
+}
+
+impl<T> Deref for Guard<'_, T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        // SAFETY: the mutex is held for the guard's lifetime.
+        unsafe { &*self.lock.data.get() }
+    }
+}
+
+impl<T> DerefMut for Guard<'_, T> {
+    fn deref_mut(&mut self) -> &mut T {
+        // SAFETY: the mutex is held for the guard's lifetime, and &mut self is unique.
+        unsafe { &mut *self.lock.data.get() }
+    }
+}
+
+impl<T> Drop for Guard<'_, T> {
+    fn drop(&mut self) {
+        // SAFETY: this guard took the mutex in `lock`.
+        unsafe { ffi::lpatch_unlock() };
+    }
+}
+
+/// Waits for every RCU reader (every ftrace handler call with preemption disabled) to finish.
+pub fn synchronize_rcu() {
+    // SAFETY: may sleep; called in process context only.
+    unsafe { ffi::synchronize_rcu() };
+}

@@ -1,0 +1,115 @@
+//! sysfs directories (kobjects) and the entry points of the glue's attribute callbacks.
+//! Directories are plain kobjects (kobject_create_and_add); an attribute callback finds the
+//! record it belongs to by the kobject's identity, under the core's lock.
+
+use super::ffi;
+use super::str::try_format;
+use crate::error::{Error, Result};
+use core::ffi::{c_char, c_int, CStr};
+use core::ptr::NonNull;
+
+/// Which attribute table a directory gets (the glue holds the tables).
+#[derive(Clone, Copy)]
+pub enum DirKind {
+    Patch = 0,
+    Func = 1,
+}
+
+/// A kobject's identity, as attribute callbacks receive it.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub struct KobjId(usize);
+
+/// One sysfs directory; removed (kobject_put) on drop. Children must be dropped before
+/// their parent, and never with the core's lock held: removal waits for running
+/// show/store callbacks, which take that lock.
+pub struct Dir(NonNull<ffi::kobject>);
+
+// SAFETY: a kobject may be put from any process context.
+unsafe impl Send for Dir {}
+
+impl Dir {
+    fn create(name: &str, parent: *mut ffi::kobject) -> Result<Dir> {
+        let cname = try_format(format_args!("{}\0", name))?;
+        // SAFETY: cname is NUL-terminated; parent is a live kobject (ours or kernel_kobj).
+        let k = unsafe { ffi::kobject_create_and_add(cname.as_ptr() as *const c_char, parent) };
+        NonNull::new(k).map(Dir).ok_or_else(|| {
+            pr_err!("cannot create sysfs directory {}", name);
+            Error::ENOMEM
+        })
+    }
+
+    /// A top-level directory under /sys/kernel.
+    pub fn under_kernel(name: &str) -> Result<Dir> {
+        // SAFETY: kernel_kobj lives as long as the kernel.
+        Self::create(name, unsafe { ffi::lpatch_kernel_kobj() })
+    }
+
+    /// A subdirectory.
+    pub fn child(&self, name: &str) -> Result<Dir> {
+        Self::create(name, self.0.as_ptr())
+    }
+
+    /// A subdirectory with the attribute table of `kind`.
+    pub fn child_with_attrs(&self, name: &str, kind: DirKind) -> Result<Dir> {
+        let d = self.child(name)?;
+        // SAFETY: d is a live kobject; the tables are static in the glue.
+        Error::check(unsafe { ffi::lpatch_sysfs_add_attrs(d.0.as_ptr(), kind as c_int) })?;
+        Ok(d)
+    }
+
+    pub fn id(&self) -> KobjId {
+        KobjId(self.0.as_ptr() as usize)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        // SAFETY: kobject_create_and_add gave us the one reference, dropped here.
+        unsafe { ffi::kobject_put(self.0.as_ptr()) }
+    }
+}
+
+/// Whether /sys/kernel/<name> exists already (the in-kernel livepatch core's directory).
+pub fn kernel_has_dir(name: &CStr) -> bool {
+    // SAFETY: name is NUL-terminated; the lookup takes and drops its own reference.
+    unsafe { ffi::lpatch_kernel_has_dir(name.as_ptr()) }
+}
+
+/// The page sysfs gives a show callback.
+pub struct PageOut<'a> {
+    buf: &'a mut [u8],
+    len: usize,
+}
+
+impl core::fmt::Write for PageOut<'_> {
+    fn write_str(&mut self, s: &str) -> core::fmt::Result {
+        let end = self.len.checked_add(s.len()).ok_or(core::fmt::Error)?;
+        let dst = self.buf.get_mut(self.len..end).ok_or(core::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
+const PAGE: usize = 4096;
+
+#[no_mangle]
+pub extern "C" fn lpr_sysfs_show(kobj: *mut ffi::kobject, attr: *const c_char, buf: *mut u8) -> isize {
+    // SAFETY: sysfs passes a PAGE_SIZE buffer and the attribute's static NUL-terminated name.
+    let (buf, attr) = unsafe { (core::slice::from_raw_parts_mut(buf, PAGE), CStr::from_ptr(attr)) };
+    let mut out = PageOut { buf, len: 0 };
+    match crate::sysfs::show(KobjId(kobj as usize), attr.to_bytes(), &mut out) {
+        Ok(()) => out.len as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn lpr_sysfs_store(kobj: *mut ffi::kobject, attr: *const c_char, buf: *const u8, len: usize) -> isize {
+    // SAFETY: sysfs passes `len` readable bytes (at most a page) and the static name.
+    let (input, attr) = unsafe { (core::slice::from_raw_parts(buf, len), CStr::from_ptr(attr)) };
+    match crate::sysfs::store(KobjId(kobj as usize), attr.to_bytes(), input) {
+        Ok(()) => len as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}

@@ -1,0 +1,247 @@
+//! Redirection of old functions to their replacements.
+//!
+//! One record per patched old function (keyed by its ftrace call site), shared by every
+//! patch that replaces it: a stack of (patch, replacement), newest on top. A hash table from
+//! call site to current target is published through RCU for the ftrace handler, which reads
+//! it without locks; changing which replacement is on top is one atomic store into the
+//! published table. All functions go through one ftrace_ops, whose filter changes in
+//! batches: enabling a patch of N functions costs one ftrace update, not N.
+//!
+//! This is the narrow interface the rest of the core uses: add and remove a batch.
+
+use crate::error::{Error, Result};
+use crate::kernel::ftrace;
+use crate::kernel::rcu::{RcuPtr, RcuReader};
+use crate::kernel::str::{try_box, try_insert, try_push};
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+/// A patch's identity inside the core.
+pub type PatchId = u64;
+
+struct FuncRecord {
+    ip: usize,
+    /// (patch, replacement), newest last.
+    stack: Vec<(PatchId, usize)>,
+}
+
+impl FuncRecord {
+    /// Where calls go: the newest replacement, or 0 (the original) when none is left.
+    fn target(&self) -> usize {
+        self.stack.last().map_or(0, |&(_, new)| new)
+    }
+}
+
+struct Slot {
+    ip: usize,
+    target: AtomicUsize,
+}
+
+/// Open addressing, linear probing, at most half full; an empty slot has ip 0.
+struct Table {
+    shift: u32,
+    slots: Vec<Slot>,
+}
+
+fn hash(ip: usize, shift: u32) -> usize {
+    ((ip as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize
+}
+
+impl Table {
+    fn build(n: usize, records: impl Iterator<Item = (usize, usize)>) -> Result<Box<Table>> {
+        let size = n.checked_mul(2).and_then(|x| x.max(8).checked_next_power_of_two()).ok_or(Error::ENOMEM)?;
+        let shift = 64 - size.trailing_zeros();
+        let mut slots = Vec::new();
+        slots.try_reserve_exact(size).map_err(|_| Error::ENOMEM)?;
+        for _ in 0..size {
+            try_push(&mut slots, Slot { ip: 0, target: AtomicUsize::new(0) })?;
+        }
+        let mask = size - 1;
+        for (ip, target) in records {
+            let mut i = hash(ip, shift) & mask;
+            while slots[i].ip != 0 {
+                i = (i + 1) & mask;
+            }
+            slots[i] = Slot { ip, target: AtomicUsize::new(target) };
+        }
+        Ok(try_box(Table { shift, slots })?)
+    }
+
+    fn slot(&self, ip: usize) -> Option<&Slot> {
+        let mask = self.slots.len().wrapping_sub(1);
+        let mut i = hash(ip, self.shift) & mask;
+        loop {
+            let s = self.slots.get(i)?;
+            if s.ip == ip {
+                return Some(s);
+            }
+            if s.ip == 0 {
+                return None;
+            }
+            i = (i + 1) & mask;
+        }
+    }
+}
+
+static TABLE: RcuPtr<Table> = RcuPtr::null();
+
+/// The handler's question: where does a call of `ip` go now? 0 = run the original.
+pub fn target(reader: &RcuReader, ip: usize) -> usize {
+    match TABLE.get(reader).and_then(|t| t.slot(ip)) {
+        Some(s) => s.target.load(Ordering::Acquire),
+        None => 0,
+    }
+}
+
+/// The records and the ftrace_ops that serve them. Lives in the core's locked state.
+pub struct Redirector {
+    /// Sorted by ip.
+    records: Vec<FuncRecord>,
+    registered: bool,
+}
+
+impl Redirector {
+    pub const fn new() -> Self {
+        Redirector { records: Vec::new(), registered: false }
+    }
+
+    fn find(&self, ip: usize) -> core::result::Result<usize, usize> {
+        self.records.binary_search_by_key(&ip, |r| r.ip)
+    }
+
+    /// Number of functions redirected now.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Publishes record `i`'s current target to the handler.
+    fn publish_target(&self, i: usize) {
+        let r = &self.records[i];
+        if let Some(s) = TABLE.get_locked().and_then(|t| t.slot(r.ip)) {
+            s.target.store(r.target(), Ordering::Release);
+        }
+    }
+
+    /// Redirects every (call site, replacement) of `patch`, on top of what other patches
+    /// put there. All or nothing: on error nothing changed.
+    pub fn add(&mut self, patch: PatchId, entries: &[(usize, usize)]) -> Result {
+        // Reserve everything first, so nothing after the ftrace update can fail.
+        let mut fresh: Vec<FuncRecord> = Vec::new();
+        fresh.try_reserve_exact(entries.len()).map_err(|_| Error::ENOMEM)?;
+        let mut fresh_ips: Vec<usize> = Vec::new();
+        fresh_ips.try_reserve_exact(entries.len()).map_err(|_| Error::ENOMEM)?;
+        for &(ip, new) in entries {
+            match self.find(ip) {
+                Ok(i) => self.records[i].stack.try_reserve(1).map_err(|_| Error::ENOMEM)?,
+                Err(_) => {
+                    let mut stack = Vec::new();
+                    try_push(&mut stack, (patch, new))?;
+                    try_push(&mut fresh, FuncRecord { ip, stack })?;
+                    try_push(&mut fresh_ips, ip)?;
+                }
+            }
+        }
+        self.records.try_reserve(fresh.len()).map_err(|_| Error::ENOMEM)?;
+
+        if !fresh.is_empty() {
+            let all = self.records.iter().chain(fresh.iter()).map(|r| (r.ip, r.target()));
+            let table = Table::build(self.records.len() + fresh.len(), all)?;
+            let old = TABLE.replace(Some(table));
+            let r = if self.registered {
+                ftrace::filter_add(&mut fresh_ips, false)
+            } else {
+                ftrace::filter_add(&mut fresh_ips, true).and_then(|()| ftrace::register())
+            };
+            if let Err(e) = r {
+                // Back to the old table: the old sites keep their targets.
+                TABLE.put_back(old).free_after_grace();
+                return Err(e);
+            }
+            self.registered = true;
+            old.free_after_grace();
+            for rec in fresh {
+                let at = self.find(rec.ip).unwrap_or_else(|at| at);
+                // Capacity was reserved above: this cannot fail.
+                let _ = try_insert(&mut self.records, at, rec);
+            }
+        }
+        // Sites other patches had already: this patch goes on top (capacity reserved).
+        for &(ip, new) in entries {
+            if let Ok(i) = self.find(ip) {
+                if self.records[i].stack.last().map(|&(p, _)| p) != Some(patch) {
+                    let _ = self.records[i].stack.push_within_capacity((patch, new));
+                    self.publish_target(i);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `patch`'s redirection of each call site (wherever it sits in the stack);
+    /// with `patch` None, every patch's. Call sites left with no replacement leave the
+    /// ftrace filter and the table.
+    pub fn remove(&mut self, patch: Option<PatchId>, ips: &[usize]) {
+        let mut emptied = 0;
+        for &ip in ips {
+            let Ok(i) = self.find(ip) else { continue };
+            let r = &mut self.records[i];
+            let before = r.stack.len();
+            match patch {
+                Some(p) => r.stack.retain(|&(q, _)| q != p),
+                None => r.stack.clear(),
+            }
+            if r.stack.len() != before {
+                if r.stack.is_empty() {
+                    emptied += 1;
+                }
+                self.publish_target(i);
+            }
+        }
+        if emptied > 0 {
+            self.drop_empty(emptied);
+        }
+    }
+
+    /// Takes records with no replacement out of ftrace and the table. Until that succeeds
+    /// they stay routed to the core with target 0, so calls run the original.
+    fn drop_empty(&mut self, count: usize) {
+        let remaining = self.records.len() - count;
+        let mut ips: Vec<usize> = Vec::new();
+        let mut kept: Vec<FuncRecord> = Vec::new();
+        if ips.try_reserve_exact(count).is_err() || kept.try_reserve_exact(remaining).is_err() {
+            pr_warn!("out of memory: {} unpatched functions stay routed through ftrace", count);
+            return;
+        }
+        for r in self.records.iter().filter(|r| r.stack.is_empty()) {
+            let _ = ips.push_within_capacity(r.ip);
+        }
+        let table = if remaining == 0 {
+            None
+        } else {
+            let live = self.records.iter().filter(|r| !r.stack.is_empty()).map(|r| (r.ip, r.target()));
+            match Table::build(remaining, live) {
+                Ok(t) => Some(t),
+                Err(_) => {
+                    pr_warn!("out of memory: {} unpatched functions stay routed through ftrace", count);
+                    return;
+                }
+            }
+        };
+        let r = if remaining == 0 { ftrace::unregister() } else { ftrace::filter_remove(&mut ips) };
+        if let Err(e) = r {
+            pr_err!("cannot remove {} functions from ftrace ({}); they stay routed, unredirected", count, e);
+            return;
+        }
+        if remaining == 0 {
+            self.registered = false;
+        }
+        TABLE.replace(table).free_after_grace();
+        for r in self.records.drain(..) {
+            if !r.stack.is_empty() {
+                let _ = kept.push_within_capacity(r);
+            }
+        }
+        self.records = kept;
+    }
+}

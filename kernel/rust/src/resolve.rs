@@ -1,0 +1,124 @@
+//! Finding each old function: by kallsyms, within its own object only (vmlinux, or the one
+//! module), honouring old_sympos and old_addr, then its ftrace call site.
+//! One kallsyms walk per object serves all of its functions.
+
+use crate::error::{Error, Result};
+use crate::kernel::kallsyms::Kallsyms;
+use crate::kernel::modules::ModPtr;
+use crate::model::Object;
+use alloc::vec::Vec;
+
+/// What a patched object is, now.
+#[derive(Clone, Copy)]
+pub enum Target {
+    Vmlinux,
+    Module(ModPtr),
+}
+
+#[derive(Clone, Copy, Default)]
+struct Matches {
+    count: usize,
+    /// The old_sympos-th match (or the first, for old_sympos 0).
+    picked: usize,
+    /// old_addr given and a symbol of this name sits there.
+    hint_found: bool,
+}
+
+/// Resolves every function of `obj` against `target`. All or nothing: on error the object's
+/// addresses are unchanged and the log names the function and the cause.
+pub fn resolve(syms: &Kallsyms, patch: &str, obj: &mut Object, target: Target) -> Result {
+    let n = obj.funcs.len();
+    // Function indices sorted by name, to look each kallsyms name up in O(log n).
+    let mut by_name: Vec<usize> = Vec::new();
+    by_name.try_reserve_exact(n).map_err(|_| Error::ENOMEM)?;
+    let mut found: Vec<Matches> = Vec::new();
+    found.try_reserve_exact(n).map_err(|_| Error::ENOMEM)?;
+    for i in 0..n {
+        let _ = by_name.push_within_capacity(i);
+        let _ = found.push_within_capacity(Matches::default());
+    }
+    let funcs = &obj.funcs;
+    by_name.sort_unstable_by(|&a, &b| funcs[a].name.as_bytes().cmp(funcs[b].name.as_bytes()));
+    let offset = match target {
+        Target::Vmlinux => syms.kaslr_offset,
+        Target::Module(_) => 0,
+    };
+
+    let mut visit = |name: &[u8], addr: usize| {
+        let start = by_name.partition_point(|&i| funcs[i].name.as_bytes() < name);
+        for &i in by_name[start..].iter().take_while(|&&i| funcs[i].name.as_bytes() == name) {
+            let f = &funcs[i];
+            let m = &mut found[i];
+            m.count += 1;
+            if m.count == f.sympos.max(1) {
+                m.picked = addr;
+            }
+            if f.old_addr_hint != 0 && f.old_addr_hint.wrapping_add(offset) == addr {
+                m.hint_found = true;
+            }
+        }
+    };
+    match target {
+        Target::Vmlinux => syms.for_each_vmlinux_symbol(&mut visit),
+        Target::Module(m) => syms.for_each_module_symbol(m, &mut visit),
+    }
+
+    let object = obj.display_name();
+    let mut resolved: Vec<(usize, usize)> = Vec::new();
+    resolved.try_reserve_exact(n).map_err(|_| Error::ENOMEM)?;
+    for (f, m) in funcs.iter().zip(found.iter()) {
+        let addr = if f.old_addr_hint != 0 {
+            if !m.hint_found {
+                pr_err!(
+                    "patch {}: old_addr {:#x} of {} (at {:#x} with the KASLR offset {:#x}) is not that function in {}",
+                    patch,
+                    f.old_addr_hint,
+                    f.name,
+                    f.old_addr_hint.wrapping_add(offset),
+                    offset,
+                    object
+                );
+                return Err(Error::EINVAL);
+            }
+            f.old_addr_hint.wrapping_add(offset)
+        } else if m.count == 0 {
+            pr_err!("patch {}: function {} not found in {}", patch, f.name, object);
+            return Err(Error::ENOENT);
+        } else if f.sympos == 0 && m.count > 1 {
+            pr_err!(
+                "patch {}: function {} is ambiguous in {}: {} symbols have that name; set old_sympos",
+                patch,
+                f.name,
+                object,
+                m.count
+            );
+            return Err(Error::EINVAL);
+        } else if f.sympos > m.count {
+            pr_err!(
+                "patch {}: function {} has old_sympos {} but {} has only {} symbol(s) of that name",
+                patch,
+                f.name,
+                f.sympos,
+                object,
+                m.count
+            );
+            return Err(Error::ENOENT);
+        } else {
+            m.picked
+        };
+        let Some(ip) = syms.ftrace_location(addr) else {
+            pr_err!("patch {}: function {} ({:#x}) in {} is not traceable by ftrace", patch, f.name, addr, object);
+            return Err(Error::EINVAL);
+        };
+        let _ = resolved.push_within_capacity((addr, ip));
+    }
+    for (f, (addr, ip)) in obj.funcs.iter_mut().zip(resolved) {
+        f.addr = addr;
+        f.ip = ip;
+    }
+    obj.module = match target {
+        Target::Vmlinux => None,
+        Target::Module(m) => Some(m),
+    };
+    Ok(())
+}
