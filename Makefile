@@ -32,10 +32,10 @@ kernel: host
 # exported symbols (with their CRCs) through KBUILD_EXTRA_SYMBOLS.
 samples: kernel
 	@for s in $(SAMPLES); do \
-		mkdir -p $(BUILD)/samples/$$s && cp -u samples/$$s/* $(BUILD)/samples/$$s/ && \
+		mkdir -p $(BUILD)/samples/$$s && cp -u samples/$$s/Kbuild samples/$$s/*.[ch] $(BUILD)/samples/$$s/ && \
 		$(MAKE) -s -C $(KDIR) M=$(BUILD)/samples/$$s \
 			KBUILD_EXTRA_SYMBOLS=$(BUILD)/kernel/Module.symvers \
-			ccflags-y=-I$(CURDIR)/kernel/include modules || exit 1; \
+			KCFLAGS=-I$(CURDIR)/kernel/include modules || exit 1; \
 	done
 
 test: all

@@ -1,0 +1,124 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * A patch module driven by parameters, to exercise every path of the core from the tests:
+ * which object and function(s) to patch, sympos/old_addr, which replacement, and bad
+ * inputs. Built under several names (lp_test_a, _b, ...) so a test can load several.
+ *
+ *   obj=<module>    object to patch (default: vmlinux)
+ *   func=<name>     function to replace; func2=<name> a second one
+ *   sympos=N old_addr=0x...
+ *   repl=0|1|2      replacement: 0 returns 0 (for functions never called), 1 a
+ *                   cmdline_proc_show that prints "<this module>", 2 an
+ *                   lpt_target_message that returns "patched by <this module>"
+ *   bad=1..5        NULL patch / NULL mod / NULL objs / NULL funcs / NULL new_func
+ *   twice=1         register a second time (expects -EEXIST) before enabling
+ *   enable=0        register only
+ *   extra=1..3      after enabling: enable again / unregister / disable twice (errors logged)
+ *   fail_after_enable=1   init fails after enabling (the module goes away while patched)
+ */
+#include <linux/module.h>
+#include <linux/seq_file.h>
+#include <lpatch.h>
+
+static char *obj;
+module_param(obj, charp, 0444);
+static char *func;
+module_param(func, charp, 0444);
+static char *func2;
+module_param(func2, charp, 0444);
+static unsigned long sympos;
+module_param(sympos, ulong, 0444);
+static unsigned long old_addr;
+module_param(old_addr, ulong, 0444);
+static int repl;
+module_param(repl, int, 0444);
+static int bad;
+module_param(bad, int, 0444);
+static bool twice;
+module_param(twice, bool, 0444);
+static bool enable = true;
+module_param(enable, bool, 0444);
+static int extra;
+module_param(extra, int, 0444);
+static bool fail_after_enable;
+module_param(fail_after_enable, bool, 0444);
+
+static int lp_test_noop(void)
+{
+	return 0;
+}
+
+static int lp_test_cmdline(struct seq_file *m, void *v)
+{
+	seq_printf(m, "%s\n", KBUILD_MODNAME);
+	return 0;
+}
+
+static const char *lp_test_message(void)
+{
+	return "patched by " KBUILD_MODNAME;
+}
+
+static struct lp_func funcs[3];
+static struct lp_object objs[2];
+static struct lp_patch patch;
+
+static int __init lp_test_init(void)
+{
+	void *new_func = repl == 1 ? (void *)lp_test_cmdline :
+			 repl == 2 ? (void *)lp_test_message : (void *)lp_test_noop;
+	int ret, ret2;
+
+	funcs[0] = (struct lp_func){ .old_name = func, .new_func = new_func,
+				     .old_addr = old_addr, .old_sympos = sympos };
+	if (func2)
+		funcs[1] = (struct lp_func){ .old_name = func2, .new_func = new_func };
+	objs[0] = (struct lp_object){ .name = obj, .funcs = funcs };
+	patch = (struct lp_patch){ .mod = THIS_MODULE, .objs = objs };
+
+	switch (bad) {
+	case 1: ret = lp_register_patch(NULL); goto out;
+	case 2: patch.mod = NULL; break;
+	case 3: patch.objs = NULL; break;
+	case 4: objs[0].funcs = NULL; objs[0].name = obj ? obj : "vmlinux_is_null_here"; break;
+	case 5: funcs[0].new_func = NULL; break;
+	}
+	ret = lp_register_patch(&patch);
+	if (ret)
+		goto out;
+	if (twice) {
+		ret2 = lp_register_patch(&patch);
+		pr_info(KBUILD_MODNAME ": second register: %d\n", ret2);
+	}
+	if (!enable)
+		goto out;
+	ret = lp_enable_patch(&patch);
+	if (ret) {
+		lp_unregister_patch(&patch);
+		goto out;
+	}
+	switch (extra) {
+	case 1: pr_info(KBUILD_MODNAME ": enable again: %d\n", lp_enable_patch(&patch)); break;
+	case 2: pr_info(KBUILD_MODNAME ": unregister while enabled: %d\n", lp_unregister_patch(&patch)); break;
+	case 3:
+		pr_info(KBUILD_MODNAME ": disable: %d\n", lp_disable_patch(&patch));
+		pr_info(KBUILD_MODNAME ": disable again: %d\n", lp_disable_patch(&patch));
+		pr_info(KBUILD_MODNAME ": enable after disable: %d\n", lp_enable_patch(&patch));
+		break;
+	}
+	if (fail_after_enable)
+		ret = -EAGAIN;
+out:
+	pr_info(KBUILD_MODNAME ": init returns %d\n", ret);
+	return ret;
+}
+
+static void __exit lp_test_exit(void)
+{
+	pr_info(KBUILD_MODNAME ": unregister: %d\n", lp_unregister_patch(&patch));
+}
+
+module_init(lp_test_init);
+module_exit(lp_test_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("lpatch test patch module, driven by parameters");

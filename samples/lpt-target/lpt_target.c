@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * lpt_target: a module for patches to target. /proc/lpt_target shows what
+ * lpt_target_message() returns ("original" until a patch replaces it).
+ * fail_init=1 makes its init fail after its functions exist (and may be patched).
+ */
+#include <linux/module.h>
+#include <linux/proc_fs.h>
+#include <linux/seq_file.h>
+
+static bool fail_init;
+module_param(fail_init, bool, 0444);
+
+noinline const char *lpt_target_message(void)
+{
+	return "original";
+}
+
+static int lpt_show(struct seq_file *m, void *v)
+{
+	seq_printf(m, "%s\n", lpt_target_message());
+	return 0;
+}
+
+static int __init lpt_init(void)
+{
+	if (fail_init) {
+		pr_info("lpt_target: init sees message '%s', failing on request\n", lpt_target_message());
+		return -EAGAIN;
+	}
+	if (!proc_create_single("lpt_target", 0444, NULL, lpt_show))
+		return -ENOMEM;
+	return 0;
+}
+
+static void __exit lpt_exit(void)
+{
+	remove_proc_entry("lpt_target", NULL);
+}
+
+module_init(lpt_init);
+module_exit(lpt_exit);
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("lpatch test target module");
