@@ -107,6 +107,14 @@ impl Facts {
         assert!(got.contains(err), "@{key} = {got:?} lacks {err:?}\n{}", self.report);
     }
 
+    /// Asserts `insmod` of `key` failed with errno `n`: busybox's insmod exits with the
+    /// errno, and words some of them its own way (ENOENT as "unknown symbol in module").
+    #[track_caller]
+    pub fn errno(&self, key: &str, n: i32) {
+        let got = self.get(key);
+        assert!(got.starts_with(&format!("rc={n} ")), "@{key} = {got:?}, wanted errno {n}\n{}", self.report);
+    }
+
     #[track_caller]
     pub fn ok(&self, key: &str) {
         let got = self.get(key);
