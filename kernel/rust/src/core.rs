@@ -275,6 +275,12 @@ impl Core {
             for obj in &mut p.objects {
                 obj.held = None;
             }
+            if e == Error::EBUSY {
+                pr_err!(
+                    "patch {}: a function of it is already modified by another ftrace user (the in-kernel livepatch core, or a kprobe with a post handler)",
+                    p.name
+                );
+            }
             pr_err!("patch {} not enabled ({}); nothing of it is applied", p.name, e);
             return Err(e);
         }
