@@ -1,0 +1,87 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! Races, on two vCPUs (this test binary has one test, so it runs alone): 32 writers on one
+//! `enabled`, and a target module loaded and unloaded in a loop while its patch is enabled
+//! and disabled in a loop. Each ends consistent, with a clean kernel log.
+
+use lpatch_tests::{vm, Facts};
+use lpatch_vm::Boot;
+
+const SCRIPT: &str = r#"
+run s insmod livepatch-sample.ko
+E=$R/livepatch_sample/enabled
+for i in $(seq 32); do
+  ( for j in $(seq 25); do echo $((j % 2)) > $E; done ) 2>/dev/null &
+done
+wait
+show e1 cat $E
+show c1 cat /proc/cmdline
+show t1 traced cmdline_proc_show
+
+run a insmod lp_test_a.ko obj=lpt_target func=lpt_target_message repl=2
+A=$R/lp_test_a/enabled
+( for i in $(seq 200); do echo 0 > $A; echo 1 > $A; done ) 2>/dev/null &
+flip=$!
+bad=0; loads=0; patched=0
+for i in $(seq 200); do
+  if insmod lpt_target.ko 2>/dev/null; then
+    loads=$((loads+1))
+    m=$(cat /proc/lpt_target)
+    [ "$m" = "patched by lp_test_a" ] && patched=$((patched+1))
+    case "$m" in original|"patched by lp_test_a") ;; *) bad=$((bad+1)); echo "bad message $m";; esac
+    rmmod lpt_target 2>/dev/null
+  fi
+done
+wait $flip
+show bad echo $bad
+show loads echo $loads
+show patched echo $patched
+run final-off sh -c "echo 0 > $A"
+rmmod lpt_target 2>/dev/null
+show t2 traced lpt_target_message
+run tload insmod lpt_target.ko
+show m2 cat /proc/lpt_target
+run final-on sh -c "echo 1 > $A"
+show m3 cat /proc/lpt_target
+show ref3 cat /sys/module/lpt_target/refcnt
+show t3 traced lpt_target_message
+run rmmod-held rmmod lpt_target
+run final-off2 sh -c "echo 0 > $A"
+run rmmod rmmod lpt_target
+show t4 traced lpt_target_message
+"#;
+
+#[test]
+fn concurrent_writers_and_module_load_unload_loops_end_consistent() {
+    let run = vm(Boot::Pvh, SCRIPT).smp(2).timeout(600).run().unwrap();
+    run.assert_ok();
+    let f = Facts::of(&run);
+    f.ok("s");
+    // Whatever order the writers landed in, enabled, the redirection and ftrace agree.
+    match f.get("e1") {
+        "1" => {
+            f.eq("c1", "this has been live patched");
+            f.eq("t1", "1");
+        }
+        "0" => {
+            assert!(!f.get("c1").contains("live patched"), "{}", f.report);
+            f.eq("t1", "0");
+        }
+        other => panic!("enabled reads {other:?}\n{}", f.report),
+    }
+    f.ok("a");
+    f.eq("bad", "0");
+    let loads: u32 = f.get("loads").parse().unwrap();
+    assert!(loads >= 20, "the target loaded only {loads} times in 200 rounds\n{}", f.report);
+    eprintln!("races: target loaded {loads} times, seen patched {} times", f.get("patched"));
+    f.eq("t2", "0");
+    f.ok("tload");
+    f.eq("m2", "original");
+    f.ok("final-on");
+    f.eq("m3", "patched by lp_test_a");
+    f.eq("ref3", "1");
+    f.eq("t3", "1");
+    assert!(!f.get("rmmod-held").starts_with("rc=0"), "{}", f.report);
+    f.ok("final-off2");
+    f.ok("rmmod");
+    f.eq("t4", "0");
+}
