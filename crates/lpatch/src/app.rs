@@ -48,6 +48,10 @@ impl Failure {
         self.details.push(line.into());
         self
     }
+    fn details(mut self, lines: impl IntoIterator<Item = String>) -> Failure {
+        self.details.extend(lines);
+        self
+    }
     fn log_lines(mut self, lines: &[String], cursor: &Cursor) -> Failure {
         self.details
             .extend(render::log_block(lines, cursor.error.as_deref()));
@@ -396,8 +400,16 @@ fn write_enabled(
                 many => f.detail(format!("the kernel log names: {}", many.join(", "))),
             }
         }
-        libc::EBUSY => Failure::new(Exit::Failed, format!("cannot enable patch {name}: {what}"))
-            .detail("the core is busy with this patch or with a function it patches"),
+        libc::EBUSY => {
+            let f = Failure::new(Exit::Failed, format!("cannot enable patch {name}: {what}"));
+            let owners = owners_of_functions(ctx, name, dir);
+            if owners.is_empty() {
+                f.detail("the core is busy with this patch, or another ftrace user that changes the instruction pointer (a kernel livepatch, another live patching tool) owns a function it patches")
+            } else {
+                f.detail("a function it patches is already redirected by another enabled patch:")
+                    .details(owners.iter().map(|o| format!("  {o}")))
+            }
+        }
         libc::EINVAL => Failure::new(
             Exit::Failed,
             format!("the core refused to {verb} patch {name}: {what}"),
@@ -408,6 +420,45 @@ fn write_enabled(
         _ => Failure::new(Exit::Failed, format!("cannot {verb} patch {name}: {what}")),
     };
     Err(f.log_lines(&lines, &cursor))
+}
+
+/// The other enabled patches, of either core, that patch a function of patch `name`
+/// (same object, same function name), as "<object>: <func> is patched by <patch>" lines.
+fn owners_of_functions(ctx: &Ctx, name: &str, dir: &Path) -> Vec<String> {
+    let me = sysfs::read_patch(dir, CoreKind::Lpatch, None);
+    let layout = sysfs::detect(&ctx.sys);
+    let mut others = Vec::new();
+    if let Some(r) = &layout.ours {
+        others.extend(sysfs::read_patches(r, CoreKind::Lpatch, None));
+    }
+    if let Some(r) = &layout.kernel_livepatch {
+        others.extend(sysfs::read_patches(r, CoreKind::KernelLivepatch, None));
+    }
+    let mut lines = Vec::new();
+    for o in &me.objects {
+        for f in &o.functions {
+            for p in others
+                .iter()
+                .filter(|p| p.name != name && p.enabled == Some(true))
+            {
+                let hit = p
+                    .objects
+                    .iter()
+                    .any(|po| po.name == o.name && po.functions.iter().any(|pf| pf.name == f.name));
+                if hit {
+                    let kind = match p.core {
+                        CoreKind::Lpatch => "",
+                        CoreKind::KernelLivepatch => " (kernel livepatch)",
+                    };
+                    lines.push(format!(
+                        "{}: {} is patched by {}{kind}",
+                        o.name, f.name, p.name
+                    ));
+                }
+            }
+        }
+    }
+    lines
 }
 
 pub fn set_enabled(ctx: &mut Ctx, name: &str, on: bool) -> Outcome {
@@ -518,7 +569,54 @@ fn load_errno_words(e: i32) -> &'static str {
     }
 }
 
-pub fn load(ctx: &mut Ctx, path: &Path) -> Outcome {
+/// The parameter string finit_module(2) takes, from insmod-style `NAME[=VALUE]` words:
+/// space-separated, a value with white space in double quotes (the kernel's `next_arg`
+/// strips them). Names are what a module parameter can be called; a value cannot hold a
+/// double quote, which the kernel's syntax has no escape for.
+pub fn module_params(params: &[String]) -> Result<CString, Failure> {
+    let mut words = Vec::with_capacity(params.len());
+    for p in params {
+        let (name, value) = match p.split_once('=') {
+            Some((n, v)) => (n, Some(v)),
+            None => (p.as_str(), None),
+        };
+        let name_ok = !name.is_empty()
+            && name
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'-' | b'.'));
+        if !name_ok {
+            return Err(Failure::new(
+                Exit::Usage,
+                format!("{p:?} is not a module parameter"),
+            )
+            .detail("parameters are NAME=VALUE, or NAME alone for a boolean; a name has letters, digits, '_', '-' and '.'"));
+        }
+        match value {
+            None => words.push(name.to_string()),
+            Some(v) if v.contains('"') || v.contains('\0') => {
+                return Err(Failure::new(
+                    Exit::Usage,
+                    format!("the value of parameter {name} holds a '\"' or a NUL byte"),
+                )
+                .detail("the kernel's module parameter syntax has no way to escape them"));
+            }
+            Some(v) if v.chars().any(char::is_whitespace) => words.push(format!("{name}=\"{v}\"")),
+            Some(v) => words.push(format!("{name}={v}")),
+        }
+    }
+    // No NUL can be left: names are checked and values refused above.
+    CString::new(words.join(" "))
+        .map_err(|_| Failure::new(Exit::Usage, "a module parameter holds a NUL byte"))
+}
+
+pub fn load(ctx: &mut Ctx, path: &Path, params: &[String]) -> Outcome {
+    let cparams = module_params(params)?;
+    // The file as the user wrote it, with its parameters: "fix.ko a=1 b=2".
+    let shown = if params.is_empty() {
+        path.display().to_string()
+    } else {
+        format!("{} {}", path.display(), cparams.to_string_lossy())
+    };
     let open = File::open(path).and_then(|mut f| {
         let mut bytes = Vec::new();
         f.read_to_end(&mut bytes).map(|_| (f, bytes))
@@ -551,7 +649,7 @@ pub fn load(ctx: &mut Ctx, path: &Path) -> Outcome {
     }
 
     let mut cursor = Cursor::start(&ctx.kmsg);
-    let result = ctx.ops.finit_module(&file, c"", 0);
+    let result = ctx.ops.finit_module(&file, &cparams, 0);
     drop(file);
     let lines = kmsg::relevant(&cursor.read_new(), Some(&name));
 
@@ -563,7 +661,7 @@ pub fn load(ctx: &mut Ctx, path: &Path) -> Outcome {
         };
         let mut f = Failure::new(
             code,
-            format!("loading {} failed: {}", path.display(), errno::describe(e)),
+            format!("loading {shown} failed: {}", errno::describe(e)),
         )
         .detail(load_errno_words(e));
         if e == libc::EEXIST {
@@ -636,8 +734,7 @@ pub fn load(ctx: &mut Ctx, path: &Path) -> Outcome {
     let loaded: Option<HashSet<String>> = modules.map(|m| m.into_iter().map(|m| m.name).collect());
     let patch = sysfs::read_patch(&dir, CoreKind::Lpatch, loaded.as_ref());
     text.push_str(&format!(
-        "loaded {}: patch {name} {}\n",
-        path.display(),
+        "loaded {shown}: patch {name} {}\n",
         render::enabled_word(patch.enabled)
     ));
     text.push_str(&render::patched_summary(&patch));

@@ -74,12 +74,17 @@ pub enum Command {
         long_about = "Load a patch module with finit_module(2) and confirm that the patch it registers\n\
                       (named after the module) appears enabled; print what it patches. On failure,\n\
                       print the error in words and the core's kernel log lines. Loading lpatch.ko\n\
-                      itself loads the core.",
+                      itself loads the core.\n\n\
+                      Module parameters follow the file, as for insmod: NAME=VALUE, or NAME alone\n\
+                      for a boolean. A value with spaces is passed quoted; a value cannot hold '\"'.",
         after_help = EXIT_CODES
     )]
     Load {
         /// The patch module file (.ko)
         file: PathBuf,
+        /// Module parameters, passed to the module as insmod passes them
+        #[arg(value_name = "PARAM[=VALUE]")]
+        params: Vec<String>,
     },
     /// Enable a patch
     #[command(after_help = EXIT_CODES)]
@@ -138,7 +143,7 @@ where
         Command::Status { json } => app::status(&mut ctx, *json),
         Command::List { json } => app::list(&mut ctx, *json),
         Command::Info { patch, json } => app::info(&mut ctx, patch, *json),
-        Command::Load { file } => app::load(&mut ctx, file),
+        Command::Load { file, params } => app::load(&mut ctx, file, params),
         Command::Enable { patch } => app::set_enabled(&mut ctx, patch, true),
         Command::Disable { patch } => app::set_enabled(&mut ctx, patch, false),
         Command::Unload { patch } => app::unload(&mut ctx, patch),

@@ -683,6 +683,32 @@ fn enable_errors_in_words() {
 }
 
 #[test]
+fn enable_ebusy_names_the_owner_of_the_function() {
+    let env = Env::new().core();
+    env.patch(
+        "p",
+        false,
+        &[("vmlinux", "meminfo_proc_show,1", "0x1", "0x2")],
+    );
+    env.patch("q", true, &[("vmlinux", "other_fn,1", "0x3", "0x4")]);
+    env.klp("klp_meminfo", true);
+    let ops = FakeOps::new().on_write(|_, _| Some(libc::EBUSY));
+    let (code, _, err) = env.run(&ops, &["enable", "p"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("cannot enable patch p: EBUSY"), "{err}");
+    assert!(
+        err.contains("  vmlinux: meminfo_proc_show is patched by klp_meminfo (kernel livepatch)\n"),
+        "{err}"
+    );
+    assert!(!err.contains("by q"), "{err}");
+    // Nobody else patches it: the general explanation.
+    env.klp("klp_meminfo", false);
+    let (code, _, err) = env.run(&ops, &["enable", "p"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("another ftrace user"), "{err}");
+}
+
+#[test]
 fn write_accepted_but_state_unchanged() {
     let env = Env::new().core();
     env.patch("p", false, &[]);
@@ -794,6 +820,66 @@ fn load_failure_explains_errno_and_shows_new_log_lines() {
             "{err}"
         );
         assert!(!err.contains("an old line"), "{err}");
+    }
+}
+
+#[test]
+fn load_passes_module_parameters() {
+    let env = Env::new().core();
+    let file = ko(&env, "fix.ko", "fix");
+    let root = env.t.root.clone();
+    let ops = FakeOps::new().on_finit(move || {
+        write_patch(&root, "fix", true, &[("lpt_target", "f,1", "0x0", "0x2")]);
+        Ok(())
+    });
+    let (code, out, err) = env.run(
+        &ops,
+        &[
+            "load",
+            &s(&file),
+            "obj=lpt_target",
+            "msg=two words",
+            "twice",
+            "empty=",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        ops.calls(),
+        vec![r#"finit_module("obj=lpt_target msg=\"two words\" twice empty=", 0)"#]
+    );
+    assert!(
+        out.starts_with(&format!(
+            "loaded {} obj=lpt_target msg=\"two words\" twice empty=: patch fix enabled\n",
+            s(&file)
+        )),
+        "{out}"
+    );
+
+    // A failure names the parameters too.
+    let ops = FakeOps::new().on_finit(|| Err(libc::ENOENT));
+    let (code, _, err) = env.run(&ops, &["load", &s(&file), "func=nope"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!(
+            "loading {} func=nope failed: ENOENT (No such file or directory)",
+            s(&file)
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn load_refuses_bad_module_parameters() {
+    let env = Env::new().core();
+    let file = ko(&env, "fix.ko", "fix");
+    for bad in ["=1", "a b=1", "x=say \"hi\"", "a/b=1", ""] {
+        let ops = FakeOps::new();
+        let (code, out, err) = env.run(&ops, &["load", &s(&file), bad]);
+        assert_eq!(code, 2, "{bad:?}: {err}");
+        assert_eq!(out, "");
+        assert!(err.starts_with("error: "), "{bad:?}: {err}");
+        assert!(ops.calls().is_empty(), "{bad:?}");
     }
 }
 
