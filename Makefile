@@ -14,9 +14,11 @@ SAMPLES := $(patsubst samples/%/Kbuild,%,$(wildcard samples/*/Kbuild))
 
 export LPATCH_BUILD := $(BUILD)
 export LPATCH_KERNEL_DIR := $(CACHE)/kernel/current
+# The CLI as a static binary (cli-static), for the guests: the VM tests and the demo ship it.
+export LPATCH_CLI := $(CURDIR)/crates/target/x86_64-unknown-linux-gnu/release/lpatch
 
 .PHONY: all setup host kernel samples test demo clean
-all: kernel samples
+all: kernel samples cli-static
 
 setup:
 	@bash scripts/setup.sh >/dev/null
@@ -27,6 +29,13 @@ host: setup
 kernel: host
 	$(MAKE) -C kernel KDIR=$(KDIR) O=$(BUILD)/kernel KBUILD_TOOL=$(KBUILD_TOOL)
 	ln -sfn $(notdir $(BUILD)) build/current
+
+# The guests have no glibc: the CLI is linked statically (glibc's libc.a, from libc6-dev).
+# The explicit --target keeps crt-static away from build scripts and proc-macros.
+.PHONY: cli-static
+cli-static: host
+	cd crates && RUSTFLAGS="-C target-feature=+crt-static" $(HOST_CARGO) build --release --quiet \
+		--target x86_64-unknown-linux-gnu -p lpatch
 
 # Each samples/<name>/ is a kbuild directory; patch modules see lpatch.h and the core's
 # exported symbols (with their CRCs) through KBUILD_EXTRA_SYMBOLS.
@@ -41,9 +50,9 @@ samples: kernel
 test: all
 	cd crates && $(HOST_CARGO) test --release --workspace -- --test-threads=2
 
+# Boots the stock kernel and drives the CLI through a patch's life; checks every step.
 demo: all
-	cd crates && $(HOST_CARGO) run --release --quiet -p lpatch-vm -- run \
-		--ko $(BUILD)/kernel/lpatch.ko --script $(CURDIR)/scripts/demo.sh
+	cd crates && $(HOST_CARGO) run --release --quiet -p lpatch-demo
 
 clean:
 	rm -rf build crates/target
