@@ -74,14 +74,24 @@ pub const SPLAT_PATTERNS: &[&str] = &[
     "KASAN",
     "UBSAN",
     "list_add corruption",
+    "list_add double add",
     "list_del corruption",
     "ODEBUG",
+    "trying to register non-static key",
+    "turning off the locking correctness validator",
+    "DEBUG_LOCKS_WARN_ON",
     "kobject_add_internal failed",
     "is not initialized, yet kobject_put",
+    "cannot create duplicate filename",
     "refcount_t:",
     "Rust panic",
     "Call Trace:",
 ];
+
+/// Beginnings that make a kernel-log line a splat (after its `[ time]` prefix): SLUB's
+/// debug reports (`slab_bug()`: "BUG kmalloc-64 (Not tainted): Poison overwritten",
+/// "... Object already free", "... Redzone overwritten") have no colon after "BUG".
+pub const SPLAT_LINE_STARTS: &[&str] = &["BUG "];
 
 /// Lines of a clean boot of the stock kernel that match a pattern but are no fault.
 /// Each is matched against the line with its `[ time]` prefix removed, exactly.
@@ -110,6 +120,7 @@ pub fn is_splat(line: &str) -> bool {
         return false;
     }
     SPLAT_PATTERNS.iter().any(|p| body.contains(p))
+        || SPLAT_LINE_STARTS.iter().any(|p| body.starts_with(p))
 }
 
 /// The offending lines of a kernel log, in order.
@@ -250,6 +261,45 @@ mod tests {
         assert_eq!(s.len(), expect.len(), "{s:#?}");
         for (line, e) in s.iter().zip(expect) {
             assert!(line.contains(e), "{line:?} should contain {e:?}");
+        }
+    }
+
+    /// The reports of the debug kernel's checkers (scripts/debug-kernel.sh), as 6.1
+    /// prints them: each report's key line is a splat.
+    #[test]
+    fn debug_kernel_reports() {
+        for l in [
+            // lockdep (PROVE_LOCKING, PROVE_RCU)
+            "[    5.100000] WARNING: possible circular locking dependency detected",
+            "[    5.100000] WARNING: possible recursive locking detected",
+            "[    5.100000] WARNING: inconsistent lock state",
+            "[    5.100000] WARNING: suspicious RCU usage",
+            "[    5.100000] WARNING: bad unlock balance detected!",
+            "[    5.100000] WARNING: held lock freed!",
+            "[    5.100000] INFO: trying to register non-static key.",
+            "[    5.100000] turning off the locking correctness validator.",
+            "[    5.100000] DEBUG_LOCKS_WARN_ON(lock->magic != lock)",
+            // KASAN
+            "[    6.200000] BUG: KASAN: use-after-free in debug_uaf_init+0x6e/0x1000 [debug_uaf]",
+            "[    6.200000] BUG: KASAN: slab-out-of-bounds in foo+0x1/0x2",
+            // DEBUG_ATOMIC_SLEEP, DEBUG_PREEMPT
+            "[    7.300000] BUG: sleeping function called from invalid context at kernel/time/timer.c:2076",
+            "[    7.300000] BUG: scheduling while atomic: insmod/66/0x00000002",
+            "[    7.300000] BUG: using smp_processor_id() in preemptible [00000000] code: sh/1",
+            // DEBUG_LIST
+            "[    8.400000] list_add corruption. next->prev should be prev (ffff888004c3a000), but was 0000000000000000. (next=ffff888004c3a010).",
+            "[    8.400000] list_add double add: new=ffff888004c3a000, prev=ffff888004c3a000, next=ffff888004c3a010.",
+            "[    8.400000] list_del corruption, ffff888004c3a000->next is LIST_POISON1 (dead000000000100)",
+            // DEBUG_OBJECTS
+            "[    9.500000] ODEBUG: free active (active state 0) object: 00000000c0ffee00 object type: timer_list hint: foo+0x0/0x10 [bar]",
+            // SLUB_DEBUG
+            "[   10.600000] BUG kmalloc-64 (Tainted: G    B      O      ): Poison overwritten",
+            "[   10.600000] BUG kmalloc-128 (Not tainted): Object already free",
+            // kobject and sysfs
+            "[   11.700000] sysfs: cannot create duplicate filename '/kernel/lpatch/foo'",
+            "[   11.700000] kobject: 'foo' (00000000deadbeef): is not initialized, yet kobject_put() is being called.",
+        ] {
+            assert!(is_splat(l), "{l:?}");
         }
     }
 
