@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! A function already claimed by another ip-modifying ftrace user — a kprobe with a post
 //! handler, or the kernel's own livepatch core — is refused with -EBUSY, nothing applied.
+//! A patch registered but never enabled can be unloaded.
 
 use lpatch_tests::{log_has, tainted_k, vm, Facts};
 use lpatch_vm::Boot;
@@ -21,6 +22,11 @@ show dir3 ls $R
 run a insmod lp_test_a.ko func=cmdline_proc_show func2=elf_core_dump sympos=0
 show dir4 ls $R
 show klp-traced grep -c cmdline_proc_show $T/enabled_functions
+run reg-only insmod lp_test_b.ko func=elf_core_dump sympos=1 enable=0
+show reg-enabled cat $R/lp_test_b/enabled
+show reg-old cat $R/lp_test_b/vmlinux/elf_core_dump,1/old_addr
+run reg-rmmod rmmod lp_test_b
+show reg-dir ls $R
 "#;
 
 #[test]
@@ -45,4 +51,12 @@ fn ipmodify_conflicts_are_refused_whole() {
     f.errno("a", 22);
     f.eq("dir4", "");
     f.eq("klp-traced", "1");
+    // Registered, never enabled: shown disabled, resolved, and unloadable (its exit
+    // unregisters and the directory goes).
+    f.ok("reg-only");
+    f.eq("reg-enabled", "0");
+    assert_ne!(f.get("reg-old"), "0x0", "{}", f.report);
+    f.ok("reg-rmmod");
+    f.eq("reg-dir", "");
+    log_has(&run, "lpatch: unregistered patch lp_test_b");
 }
