@@ -106,6 +106,8 @@ pub struct Vm {
     files: Vec<(PathBuf, String, Option<u32>)>,
     script: String,
     cmdline: Vec<String>,
+    /// Extra qemu arguments, after the fixed ones.
+    qemu_args: Vec<String>,
 }
 
 impl Default for Vm {
@@ -129,6 +131,7 @@ impl Vm {
             files: Vec::new(),
             script: String::new(),
             cmdline: Vec::new(),
+            qemu_args: Vec::new(),
         }
     }
 
@@ -198,6 +201,15 @@ impl Vm {
     pub fn cmdline(mut self, extra: &str) -> Self {
         self.cmdline
             .extend(extra.split_whitespace().map(str::to_string));
+        self
+    }
+
+    /// Extra qemu arguments, appended after the fixed ones: e.g.
+    /// `["-icount", "shift=0,sleep=off"]`, so guest time follows the executed
+    /// instruction count (1 vCPU only: -icount with -smp 2 hangs at boot).
+    pub fn qemu_args<S: AsRef<str>>(mut self, args: &[S]) -> Self {
+        self.qemu_args
+            .extend(args.iter().map(|a| a.as_ref().to_string()));
         self
     }
 
@@ -342,6 +354,7 @@ impl Vm {
             .arg(&initrd)
             .arg("-append")
             .arg(self.kernel_cmdline())
+            .args(&self.qemu_args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(stderr_file);

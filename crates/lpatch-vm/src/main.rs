@@ -26,6 +26,8 @@ Options:
   --kernel-dir DIR     the kernel (vmlinux, bzImage); default $LPATCH_KERNEL_DIR,
                        else /var/cache/lpatch/kernel/current
   --append WORDS       extra kernel command-line words
+  --qemu-arg ARG       an extra qemu argument, after the fixed ones (repeatable):
+                       e.g. --qemu-arg -icount --qemu-arg shift=0,sleep=off
   --show-kernel-log    print the whole kernel log on stderr too
   -h, --help           this text
 
@@ -74,6 +76,7 @@ fn main() -> ExitCode {
                 | "--timeout"
                 | "--kernel-dir"
                 | "--append"
+                | "--qemu-arg"
         );
         let value = if takes_value {
             match inline.or_else(|| it.next().cloned()) {
@@ -119,6 +122,7 @@ fn main() -> ExitCode {
             },
             "--kernel-dir" => vm = vm.kernel_dir(&value),
             "--append" => vm = vm.cmdline(&value),
+            "--qemu-arg" => vm = vm.qemu_args(&[value]),
             "--show-kernel-log" => show_log = true,
             _ => return usage_error(&format!("unknown option {a:?}")),
         }
