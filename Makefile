@@ -27,7 +27,7 @@ host: setup
 	cd crates && $(HOST_CARGO) build --release --workspace --quiet
 
 kernel: host
-	$(MAKE) -C kernel KDIR=$(KDIR) O=$(BUILD)/kernel KBUILD_TOOL=$(KBUILD_TOOL)
+	$(MAKE) -C kernel KDIR=$(KDIR) OUT=$(BUILD)/kernel KBUILD_TOOL=$(KBUILD_TOOL)
 	ln -sfn $(notdir $(BUILD)) build/current
 
 # The guests have no glibc: the CLI is linked statically (glibc's libc.a, from libc6-dev).
