@@ -85,7 +85,7 @@ fn vmlinux_patch_sysfs_disable_enable_and_bad_writes() {
     assert!(!f.get("rmmod").starts_with("rc=0"), "{}", f.report);
     f.eq("still", "/sys/module/livepatch_sample");
     assert!(f.get("refcnt").parse::<u32>().unwrap() >= 1);
-    log_has(&run, "lpatch: enabled patch livepatch_sample (1 functions)");
+    log_has(&run, "lpatch: enabled patch livepatch_sample (1 function)");
     log_has(&run, "lpatch: patch livepatch_sample: enabled: invalid value");
     log_has(&run, "lpatch: patch livepatch_sample is already enabled");
     log_has(&run, "lpatch: patch livepatch_sample is not enabled");

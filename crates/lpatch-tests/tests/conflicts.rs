@@ -36,7 +36,7 @@ fn ipmodify_conflicts_are_refused_whole() {
     let f = Facts::of(&run);
     f.ok("kp");
     f.errno("s1", 16); // EBUSY
-    log_has(&run, "lpatch: patch livepatch_sample: a function of it is already modified by another ftrace user");
+    log_has(&run, "lpatch: patch livepatch_sample: a function of it (vmlinux:cmdline_proc_show) is already modified by another ftrace user");
     assert!(!f.get("c1").contains("live patched"), "{}", f.report);
     f.eq("dir1", "");
     assert!(!tainted_k(f.get("taint1")), "{}", f.report);

@@ -73,6 +73,7 @@ fn module_patched_when_loaded_before_and_after() {
     f.eq("traced4", "0");
     // ...until it loads: patched on arrival, reference taken.
     f.ok("tload2");
+    log_has(&run, "lpatch: patch lp_test_a: patched module lpt_target as it loads (1 function)");
     f.eq("msg5", "patched by lp_test_a");
     f.eq("ref5", &(ref0 + 1).to_string());
     assert_eq!(f.addr("old5"), f.addr("sym5"), "{}", f.report);

@@ -216,7 +216,12 @@ impl Core {
             self.bury(p);
             return Err(e);
         }
-        pr_info!("registered patch {}: {} functions in {} objects", p.name, p.func_count(), p.objects.len());
+        pr_info!(
+            "registered patch {}: {} in {}",
+            p.name,
+            Count(p.func_count(), "function"),
+            Count(p.objects.len(), "object")
+        );
         let _ = self.patches.push_within_capacity(p);
         Ok(())
     }
@@ -277,8 +282,9 @@ impl Core {
             }
             if e == Error::EBUSY {
                 pr_err!(
-                    "patch {}: a function of it is already modified by another ftrace user (the in-kernel livepatch core, or a kprobe with a post handler)",
-                    p.name
+                    "patch {}: a function of it ({}) is already modified by another ftrace user (the in-kernel livepatch core, or a kprobe with a post handler)",
+                    p.name,
+                    FuncNames(p)
                 );
             }
             pr_err!("patch {} not enabled ({}); nothing of it is applied", p.name, e);
@@ -293,7 +299,7 @@ impl Core {
             p.pinned = true;
         }
         let _ = self.stack.push_within_capacity(p.id);
-        pr_info!("enabled patch {} ({} functions)", p.name, p.func_count());
+        pr_info!("enabled patch {} ({})", p.name, Count(p.func_count(), "function"));
         if !self.tainted {
             taint_livepatch();
             self.tainted = true;
@@ -419,6 +425,7 @@ impl Core {
         self.redirect.add(p.id, &entries)?;
         obj.held = Some(r);
         obj.redirected = true;
+        pr_info!("patch {}: patched module {} as it loads ({})", p.name, obj.display_name(), Count(obj.funcs.len(), "function"));
         Ok(())
     }
 
@@ -467,5 +474,31 @@ impl Core {
                 }
             }
         }
+    }
+}
+
+/// "1 function", "2 functions".
+struct Count(usize, &'static str);
+
+impl core::fmt::Display for Count {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{} {}{}", self.0, self.1, if self.0 == 1 { "" } else { "s" })
+    }
+}
+
+/// The first few function names of a patch, for a log line.
+struct FuncNames<'a>(&'a Patch);
+
+impl core::fmt::Display for FuncNames<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        const SHOWN: usize = 4;
+        let all = self.0.objects.iter().flat_map(|o| o.funcs.iter().map(move |fn_| (o, fn_)));
+        for (i, (o, func)) in all.enumerate() {
+            if i == SHOWN {
+                return write!(f, ", ... {} in all", self.0.func_count());
+            }
+            write!(f, "{}{}:{}", if i == 0 { "" } else { ", " }, o.display_name(), func.name)?;
+        }
+        Ok(())
     }
 }
