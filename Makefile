@@ -54,5 +54,11 @@ test: all
 demo: all
 	cd crates && $(HOST_CARGO) run --release --quiet -p lpatch-demo
 
+# lpatch against the in-kernel livepatch in guests under qemu -icount (crates/lpatch-bench):
+# builds its modules, prints a table, writes build/bench.json.
+.PHONY: bench
+bench: all
+	cd crates && $(HOST_CARGO) run --release --quiet -p lpatch-bench -- --json $(CURDIR)/build/bench.json
+
 clean:
 	rm -rf build crates/target
