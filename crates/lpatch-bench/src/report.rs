@@ -232,7 +232,7 @@ pub fn table(f: &Figures, m: &Meta) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "lpatch-bench {}: Debian {} in qemu TCG {}, 1 vCPU; {} boots, {:.0} s wall",
+        "lpatch-bench {}: kernel {} in qemu TCG {}, 1 vCPU; {} boots, {:.0} s wall",
         m.date, m.kernel, m.qemu_args, m.boots, m.wall_secs
     );
     for l in textwrap(NOTE, 92) {
