@@ -13,7 +13,7 @@ const DUP: &str = "elf_core_dump";
 
 /// After every refused load: no patch directory, the module gone, ftrace untouched.
 const NOTHING_LEFT: &str = r#"
-left() { echo "@left-$1 dir=$(ls $R | oneline) mod=$(ls -d /sys/module/lp_test_* 2>/dev/null | oneline) traced=$(cat $T/enabled_functions | wc -l)"; }
+left() { echo "@left-$1 dir=$(ls $R | oneline) mod=$(ls -d /sys/module/lp_test_* 2>/dev/null | oneline) traced=$(patched_sites | wc -l)"; }
 "#;
 
 fn bad_script() -> String {

@@ -10,6 +10,7 @@ P=$R/livepatch_sample
 F=$P/vmlinux/cmdline_proc_show,1
 show livepatch-dir ls -d /sys/kernel/livepatch
 show taint0 cat /proc/sys/kernel/tainted
+show anchor cat $T/enabled_functions
 show cmdline0 cat /proc/cmdline
 run load insmod livepatch-sample.ko
 show cmdline1 cat /proc/cmdline
@@ -53,6 +54,9 @@ fn vmlinux_patch_sysfs_disable_enable_and_bad_writes() {
     // The in-kernel core owns /sys/kernel/livepatch here, so lpatch uses /sys/kernel/lpatch.
     f.eq("livepatch-dir", "/sys/kernel/livepatch");
     assert!(!tainted_k(f.get("taint0")), "K before any patch\n{}", f.report);
+    // The core's ftrace_ops is registered for its lifetime on its own anchor function
+    // (so disabling the last patch is a filter update, not an unregister).
+    f.has("anchor", &["lpatch_ftrace_anchor [lpatch] (1)", "tramp:"]);
     assert!(!f.get("cmdline0").contains("live patched"));
     f.ok("load");
     f.eq("cmdline1", "this has been live patched");

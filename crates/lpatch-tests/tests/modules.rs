@@ -111,7 +111,7 @@ run load-b insmod lp_test_b.ko obj=lpt_target func=no_such_function
 show enabled-b cat $R/lp_test_b/enabled
 run refused insmod lpt_target.ko
 show gone6 ls /sys/module/lpt_target
-show traced6 cat $T/enabled_functions
+show traced6 patched_sites
 "#;
 
 #[test]

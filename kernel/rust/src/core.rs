@@ -3,6 +3,7 @@
 //! one lock. Each step of enable is undone on failure, so nothing is left half-applied.
 
 use crate::error::{Error, Result};
+use crate::kernel::ftrace;
 use crate::kernel::kallsyms::Kallsyms;
 use crate::kernel::modules::{find_live, ModPtr, ModuleEvent, NotifierReg};
 use crate::kernel::patch_abi::{taint_livepatch, PatchDesc};
@@ -51,6 +52,11 @@ pub fn init() -> Result {
     // Debian's kernel has the in-kernel livepatch core, which owns /sys/kernel/livepatch.
     let root_name = if crate::kernel::sysfs::kernel_has_dir(c"livepatch") { "lpatch" } else { "livepatch" };
     let root = Dir::under_kernel(root_name)?;
+    let anchor = syms.ftrace_location(ftrace::anchor_addr()).ok_or_else(|| {
+        pr_err!("the glue's anchor function is not traceable: is this kernel built with ftrace?");
+        Error::ENODEV
+    })?;
+    let redirect = Redirector::new(ftrace::OpsReg::register(anchor)?);
     // Outside our lock: a module load in progress holds the notifier chain and may be
     // waiting for our lock.
     let notifier = NotifierReg::register()?;
@@ -60,7 +66,7 @@ pub fn init() -> Result {
         patches: Vec::new(),
         stack: Vec::new(),
         next_id: 1,
-        redirect: Redirector::new(),
+        redirect,
         tainted: false,
         graveyard: Vec::new(),
         root,

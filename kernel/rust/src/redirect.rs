@@ -4,8 +4,9 @@
 //! patch that replaces it: a stack of (patch, replacement), newest on top. A hash table from
 //! call site to current target is published through RCU for the ftrace handler, which reads
 //! it without locks; changing which replacement is on top is one atomic store into the
-//! published table. All functions go through one ftrace_ops, whose filter changes in
-//! batches: enabling a patch of N functions costs one ftrace update, not N.
+//! published table. All functions go through one ftrace_ops, registered for the core's
+//! lifetime, whose filter changes in batches: enabling or disabling a patch of N functions
+//! costs one ftrace update, not N, and never an unregister (RCU-tasks waits).
 //!
 //! This is the narrow interface the rest of the core uses: add and remove a batch.
 
@@ -94,16 +95,17 @@ pub fn target(reader: &RcuReader, ip: usize) -> usize {
     }
 }
 
-/// The records and the ftrace_ops that serve them. Lives in the core's locked state.
+/// The records, and the ftrace_ops that serves them (registered for the core's lifetime).
+/// Lives in the core's locked state.
 pub struct Redirector {
     /// Sorted by ip.
     records: Vec<FuncRecord>,
-    registered: bool,
+    _ops: ftrace::OpsReg,
 }
 
 impl Redirector {
-    pub const fn new() -> Self {
-        Redirector { records: Vec::new(), registered: false }
+    pub fn new(ops: ftrace::OpsReg) -> Self {
+        Redirector { records: Vec::new(), _ops: ops }
     }
 
     fn find(&self, ip: usize) -> core::result::Result<usize, usize> {
@@ -148,17 +150,11 @@ impl Redirector {
             let all = self.records.iter().chain(fresh.iter()).map(|r| (r.ip, r.target()));
             let table = Table::build(self.records.len() + fresh.len(), all)?;
             let old = TABLE.replace(Some(table));
-            let r = if self.registered {
-                ftrace::filter_add(&mut fresh_ips, false)
-            } else {
-                ftrace::filter_add(&mut fresh_ips, true).and_then(|()| ftrace::register())
-            };
-            if let Err(e) = r {
+            if let Err(e) = ftrace::filter_add(&mut fresh_ips, false) {
                 // Back to the old table: the old sites keep their targets.
                 TABLE.put_back(old).free_after_grace();
                 return Err(e);
             }
-            self.registered = true;
             old.free_after_grace();
             for rec in fresh {
                 let at = self.find(rec.ip).unwrap_or_else(|at| at);
@@ -228,13 +224,9 @@ impl Redirector {
                 }
             }
         };
-        let r = if remaining == 0 { ftrace::unregister() } else { ftrace::filter_remove(&mut ips) };
-        if let Err(e) = r {
+        if let Err(e) = ftrace::filter_remove(&mut ips) {
             pr_err!("cannot remove {} functions from ftrace ({}); they stay routed, unredirected", count, e);
             return;
-        }
-        if remaining == 0 {
-            self.registered = false;
         }
         TABLE.replace(table).free_after_grace();
         for r in self.records.drain(..) {

@@ -33,6 +33,7 @@ extern "C" {
     ) -> core::ffi::c_int;
     pub fn lpatch_ftrace_register() -> core::ffi::c_int;
     pub fn lpatch_ftrace_unregister() -> core::ffi::c_int;
+    pub fn lpatch_ftrace_anchor();
     pub fn lpatch_module_notifier(on: core::ffi::c_int) -> core::ffi::c_int;
     pub fn lpatch_sysfs_add_attrs(kobj: *mut kobject, kind: core::ffi::c_int) -> core::ffi::c_int;
     pub fn lpatch_kernel_kobj() -> *mut kobject;

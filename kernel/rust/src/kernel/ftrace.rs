@@ -25,14 +25,31 @@ pub fn filter_remove(ips: &mut [usize]) -> Result {
     filter(ips, true, false)
 }
 
-pub fn register() -> Result {
-    // SAFETY: registers the glue's static ftrace_ops.
-    Error::check(unsafe { ffi::lpatch_ftrace_register() }).map(|_| ())
+/// The glue's ftrace_ops, registered for the core's lifetime with the glue's anchor
+/// function in its filter (so the filter is never empty); unregistered on drop.
+pub struct OpsReg(());
+
+impl OpsReg {
+    /// `anchor_ip`: the anchor's ftrace call site.
+    pub fn register(anchor_ip: usize) -> Result<OpsReg> {
+        filter_add(&mut [anchor_ip], true)?;
+        // SAFETY: registers the glue's static ftrace_ops, whose filter was just set.
+        Error::check(unsafe { ffi::lpatch_ftrace_register() })?;
+        Ok(OpsReg(()))
+    }
 }
 
-pub fn unregister() -> Result {
-    // SAFETY: unregisters the glue's static ftrace_ops.
-    Error::check(unsafe { ffi::lpatch_ftrace_unregister() }).map(|_| ())
+impl Drop for OpsReg {
+    fn drop(&mut self) {
+        // SAFETY: registered in `register`; ftrace waits for running handlers before
+        // returning, so nothing calls into the core afterwards.
+        unsafe { ffi::lpatch_ftrace_unregister() };
+    }
+}
+
+/// The glue's anchor function (never called).
+pub fn anchor_addr() -> usize {
+    ffi::lpatch_ftrace_anchor as *const () as usize
 }
 
 /// Called by the glue's ftrace handler, in any context (NMI included), with preemption
