@@ -175,7 +175,9 @@ impl Modules {
 }
 
 /// Builds the bench samples and the generated modules for `sizes` (sources in
-/// `<build>/bench/<gen_name>`). lpatch.ko must be built already (`make all`).
+/// `<build>/bench/<gen_name>`). lpatch.ko must be built already (`make all`); it is copied
+/// into that directory first, so every guest of a run boots the same core even if
+/// lpatch.ko is rebuilt meanwhile.
 pub fn prepare(env: &Env, gen_name: &str, sizes: &[usize]) -> Result<Modules, String> {
     let ko = env.lpatch_ko();
     if !ko.is_file() || !env.build.join("kernel/Module.symvers").is_file() {
@@ -184,7 +186,11 @@ pub fn prepare(env: &Env, gen_name: &str, sizes: &[usize]) -> Result<Modules, St
             ko.display()
         ));
     }
-    let mut paths = vec![("lpatch.ko".to_string(), ko)];
+    let gen_dir = env.build.join("bench").join(gen_name);
+    std::fs::create_dir_all(&gen_dir).map_err(|e| format!("{}: {e}", gen_dir.display()))?;
+    let snapshot = gen_dir.join("lpatch.ko");
+    std::fs::copy(&ko, &snapshot).map_err(|e| format!("copying {}: {e}", ko.display()))?;
+    let mut paths = vec![("lpatch.ko".to_string(), snapshot)];
     for (dir, name) in SAMPLES {
         let out = env.build.join("samples").join(dir);
         stage(&env.root.join("samples").join(dir), &out)?;
@@ -193,7 +199,6 @@ pub fn prepare(env: &Env, gen_name: &str, sizes: &[usize]) -> Result<Modules, St
         }
         paths.push((name.to_string(), out.join(name)));
     }
-    let gen_dir = env.build.join("bench").join(gen_name);
     gen::write_sources(&gen_dir, sizes).map_err(|e| format!("{}: {e}", gen_dir.display()))?;
     let mut names = vec![gen::TARGET_MODULE.to_string()];
     for &n in sizes {

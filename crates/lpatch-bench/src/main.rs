@@ -124,7 +124,7 @@ fn real_main() -> Result<(), String> {
         calls: cfg.calls,
         boots,
         wall_secs: start.elapsed().as_secs_f64(),
-        lpatch_ko: elf::section_sizes(&env.lpatch_ko())?,
+        lpatch_ko: elf::section_sizes(modules.get("lpatch.ko").unwrap())?,
         fresh_boots: !cfg.combine,
     };
     print!("{}", report::table(&figures, &meta));

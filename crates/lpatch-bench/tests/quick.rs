@@ -69,7 +69,7 @@ fn quick_bench() {
         calls: cfg.calls,
         boots: lpatch_bench::plan::boots(&cfg.sizes, cfg.reps, cfg.combine).len(),
         wall_secs: start.elapsed().as_secs_f64(),
-        lpatch_ko: elf::section_sizes(&env.lpatch_ko()).unwrap(),
+        lpatch_ko: elf::section_sizes(modules.get("lpatch.ko").unwrap()).unwrap(),
         fresh_boots: !cfg.combine,
     };
     let json = report::json(&fig, &meta);
