@@ -5,7 +5,7 @@
 use crate::error::{Error, Result};
 use crate::kernel::ftrace;
 use crate::kernel::kallsyms::Kallsyms;
-use crate::kernel::modules::{find_live, ModPtr, ModuleEvent, NotifierReg};
+use crate::kernel::modules::{find_loaded, ModPtr, ModRef, ModuleEvent, NotifierReg};
 use crate::kernel::patch_abi::{taint_livepatch, PatchDesc};
 use crate::kernel::str::{try_format, try_push};
 use crate::kernel::sync::CoreLock;
@@ -26,6 +26,11 @@ pub struct Core {
     next_id: PatchId,
     redirect: Redirector,
     tainted: bool,
+    /// Modules whose COMING notification we have handled and whose GOING has not come.
+    /// A module still COMING is patched only once it is here: before our notifier runs,
+    /// ftrace may not have enabled its call sites yet (it warns if a filter already holds
+    /// them), and the notifier will patch it anyway.
+    arrived: Vec<ModPtr>,
     /// Patches removed under the lock, dropped (sysfs directories removed) after it.
     graveyard: Vec<Patch>,
     /// /sys/kernel/lpatch (or /sys/kernel/livepatch); dropped after every patch directory.
@@ -68,6 +73,7 @@ pub fn init() -> Result {
         next_id: 1,
         redirect,
         tainted: false,
+        arrived: Vec::new(),
         graveyard: Vec::new(),
         root,
     };
@@ -236,18 +242,24 @@ impl Core {
     fn resolve_if_loaded(&self, patch: &str, obj: &mut Object) -> Result {
         match &obj.name {
             None => resolve(&self.syms, patch, obj, Target::Vmlinux),
-            Some(name) => {
-                let cname = try_format(format_args!("{}\0", name))?;
-                let cstr = core::ffi::CStr::from_bytes_with_nul(cname.as_bytes()).map_err(|_| Error::EINVAL)?;
-                match find_live(&self.syms, cstr) {
-                    Some(r) => resolve(&self.syms, patch, obj, Target::Module(r.ptr())),
-                    None => {
-                        obj.clear_addresses();
-                        Ok(())
-                    }
+            Some(name) => match self.patchable_module(name)? {
+                Some(r) => resolve(&self.syms, patch, obj, Target::Module(r.ptr())),
+                None => {
+                    obj.clear_addresses();
+                    Ok(())
                 }
-            }
+            },
         }
+    }
+
+    /// The module named `name`, if it is loaded far enough to be patched (see `arrived`),
+    /// with a reference.
+    fn patchable_module(&self, name: &str) -> Result<Option<ModRef>> {
+        let cname = try_format(format_args!("{}\0", name))?;
+        let cstr = core::ffi::CStr::from_bytes_with_nul(cname.as_bytes()).map_err(|_| Error::EINVAL)?;
+        Ok(find_loaded(&self.syms, cstr)
+            .filter(|f| f.live || self.arrived.contains(&f.module.ptr()))
+            .map(|f| f.module))
     }
 
     fn make_dirs(&self, p: &mut Patch) -> Result {
@@ -316,36 +328,37 @@ impl Core {
     /// Takes a reference on each loaded target module (resolving it anew if it changed)
     /// and redirects every function of loaded objects in one batch.
     fn take_targets_and_redirect(&mut self, i: usize) -> Result {
-        let syms = &self.syms;
-        let p = &mut self.patches[i];
         let mut entries = Vec::new();
-        for obj in &mut p.objects {
-            match &obj.name {
+        for oi in 0..self.patches[i].objects.len() {
+            let found = match &self.patches[i].objects[oi].name {
+                None => None,
+                Some(name) => match self.patchable_module(name)? {
+                    Some(r) => Some(r),
+                    None => {
+                        self.patches[i].objects[oi].clear_addresses();
+                        continue;
+                    }
+                },
+            };
+            let p = &mut self.patches[i];
+            let obj = &mut p.objects[oi];
+            match found {
                 None => {
                     if !obj.resolved() {
-                        resolve(syms, &p.name, obj, Target::Vmlinux)?;
+                        resolve(&self.syms, &p.name, obj, Target::Vmlinux)?;
                     }
                 }
-                Some(name) => {
-                    let cname = try_format(format_args!("{}\0", name))?;
-                    let cstr = core::ffi::CStr::from_bytes_with_nul(cname.as_bytes()).map_err(|_| Error::EINVAL)?;
-                    match find_live(syms, cstr) {
-                        Some(r) => {
-                            if obj.module != Some(r.ptr()) || !obj.resolved() {
-                                resolve(syms, &p.name, obj, Target::Module(r.ptr()))?;
-                            }
-                            obj.held = Some(r);
-                        }
-                        None => {
-                            obj.clear_addresses();
-                            continue;
-                        }
+                Some(r) => {
+                    if obj.module != Some(r.ptr()) || !obj.resolved() {
+                        resolve(&self.syms, &p.name, obj, Target::Module(r.ptr()))?;
                     }
+                    obj.held = Some(r);
                 }
             }
             entries_of(obj, &mut entries)?;
         }
-        self.redirect.add(p.id, &entries)
+        let id = self.patches[i].id;
+        self.redirect.add(id, &entries)
     }
 
     pub fn disable_at(&mut self, i: usize) -> Result {
@@ -385,6 +398,19 @@ impl Core {
     fn coming(&mut self, m: ModPtr) -> Result {
         let mut buf = [0u8; 64];
         let name = m.name(&mut buf);
+        if try_push(&mut self.arrived, m).is_err() {
+            pr_err!("out of memory tracking module {}: refusing its load", name);
+            return Err(Error::ENOMEM);
+        }
+        let r = self.apply_to_coming(m, name);
+        if r.is_err() {
+            // Its load fails: no GOING notification will follow for us.
+            self.arrived.retain(|&a| a != m);
+        }
+        r
+    }
+
+    fn apply_to_coming(&mut self, m: ModPtr, name: &str) -> Result {
         if !self.patches.iter().any(|p| p.objects.iter().any(|o| o.name.as_deref() == Some(name))) {
             return Ok(());
         }
@@ -460,6 +486,7 @@ impl Core {
     /// A module is going (rmmod, rmmod -f, or its init failed): no redirection into or out
     /// of it may survive, and nothing of it may be touched afterwards.
     fn going(&mut self, m: ModPtr) {
+        self.arrived.retain(|&a| a != m);
         // A patch module going away with its patch enabled (only by force or failed init).
         while let Some(i) = self.patches.iter().position(|p| p.module == m) {
             if self.patches[i].enabled {

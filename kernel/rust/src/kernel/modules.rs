@@ -74,8 +74,15 @@ impl Drop for ModRef {
     }
 }
 
+/// A module found by name, with a reference held.
+pub struct Found {
+    pub module: ModRef,
+    /// LIVE (its init has finished); otherwise COMING (init running, or not yet started).
+    pub live: bool,
+}
+
 /// Finds a loaded module (coming or live, not unformed or going) by name and takes a reference.
-pub fn find_live(syms: &Kallsyms, name: &CStr) -> Option<ModRef> {
+pub fn find_loaded(syms: &Kallsyms, name: &CStr) -> Option<Found> {
     // SAFETY: find_module's result may only be used with preemption disabled (or
     // module_mutex held); we take a reference before enabling preemption again.
     unsafe {
@@ -85,8 +92,9 @@ pub fn find_live(syms: &Kallsyms, name: &CStr) -> Option<ModRef> {
             None
         } else {
             let state = (*p).state;
-            if state == ffi::module_state::MODULE_STATE_LIVE || state == ffi::module_state::MODULE_STATE_COMING {
-                ModPtr(p).try_get()
+            let live = state == ffi::module_state::MODULE_STATE_LIVE;
+            if live || state == ffi::module_state::MODULE_STATE_COMING {
+                ModPtr(p).try_get().map(|module| Found { module, live })
             } else {
                 None
             }
