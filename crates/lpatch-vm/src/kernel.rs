@@ -62,8 +62,53 @@ fn bzimage_release(path: &Path) -> Option<String> {
     (!v.is_empty()).then_some(v)
 }
 
-/// The headers to build modules against: `/usr/src/linux-headers-<release>`.
+/// The value of a kernel config option (`CONFIG_KASAN`, ...) in the `config` file of
+/// the kernel directory: `Some("y")`, `Some("\"-lpatch-debug\"")`; None when the option
+/// is not set or the directory has no `config`.
+pub fn config_value(kernel_dir: &Path, option: &str) -> Option<String> {
+    let text = std::fs::read_to_string(kernel_dir.join("config")).ok()?;
+    config_lookup(&text, option)
+}
+
+fn config_lookup(config: &str, option: &str) -> Option<String> {
+    config.lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k == option).then(|| v.to_string())
+    })
+}
+
+/// Whether the kernel in `kernel_dir` is lpatch's debug kernel (scripts/debug-kernel.sh),
+/// i.e. its config has lockdep and KASAN: the checkers that tests of the debug flavour
+/// rely on. Debian's stock kernel has neither.
+pub fn is_debug_kernel(kernel_dir: &Path) -> bool {
+    let on = |o| config_value(kernel_dir, o).as_deref() == Some("y");
+    on("CONFIG_PROVE_LOCKING") && on("CONFIG_KASAN")
+}
+
+/// Guest memory a kernel needs by default: `$LPATCH_VM_MEMORY` (MiB) when set, else
+/// 1024 MiB for a KASAN kernel (its shadow takes an eighth of memory, and quarantine
+/// and SLUB debugging more), else 512 MiB.
+pub fn default_memory_mb(kernel_dir: &Path) -> u32 {
+    if let Some(mb) = std::env::var("LPATCH_VM_MEMORY")
+        .ok()
+        .and_then(|v| v.trim().parse().ok())
+    {
+        return mb;
+    }
+    if config_value(kernel_dir, "CONFIG_KASAN").as_deref() == Some("y") {
+        1024
+    } else {
+        512
+    }
+}
+
+/// The tree to build modules against: the kernel directory itself when it is a kernel
+/// build tree (the debug kernel's cache directory is its `make O=` tree), else Debian's
+/// headers, `/usr/src/linux-headers-<release>`.
 pub fn headers_dir(kernel_dir: &Path) -> Result<PathBuf, Error> {
+    if kernel_dir.join("Makefile").is_file() && kernel_dir.join("Module.symvers").is_file() {
+        return Ok(kernel_dir.to_path_buf());
+    }
     let rel = kernel_release(kernel_dir)?;
     let h = PathBuf::from(format!("/usr/src/linux-headers-{rel}"));
     if h.join("Makefile").is_file() {
@@ -161,6 +206,32 @@ mod tests {
             text >= 0xffff_ffff_8000_0000 && text.is_multiple_of(0x20_0000),
             "{text:#x}"
         );
+    }
+
+    #[test]
+    fn config_options() {
+        let cfg = "# comment\nCONFIG_KASAN=y\n# CONFIG_PROVE_LOCKING is not set\n\
+                   CONFIG_LOCALVERSION=\"-lpatch-debug\"\nCONFIG_KASAN_INLINE=y\n";
+        assert_eq!(config_lookup(cfg, "CONFIG_KASAN").as_deref(), Some("y"));
+        assert_eq!(
+            config_lookup(cfg, "CONFIG_LOCALVERSION").as_deref(),
+            Some("\"-lpatch-debug\"")
+        );
+        assert_eq!(config_lookup(cfg, "CONFIG_PROVE_LOCKING"), None);
+        assert_eq!(config_lookup(cfg, "CONFIG_KASA"), None);
+
+        let dir = std::env::temp_dir().join(format!("lpatch-vm-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(!is_debug_kernel(&dir)); // no config at all
+        std::fs::write(dir.join("config"), cfg).unwrap();
+        assert!(!is_debug_kernel(&dir));
+        std::fs::write(
+            dir.join("config"),
+            "CONFIG_PROVE_LOCKING=y\nCONFIG_KASAN=y\n",
+        )
+        .unwrap();
+        assert!(is_debug_kernel(&dir));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -31,8 +31,11 @@ use std::process::{Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-pub use kernel::{default_kernel_dir, headers_dir, kernel_release, linked_text_address};
-pub use parse::{is_splat, splats, split_output, BENIGN_LINES, SPLAT_PATTERNS};
+pub use kernel::{
+    config_value, default_kernel_dir, default_memory_mb, headers_dir, is_debug_kernel,
+    kernel_release, linked_text_address,
+};
+pub use parse::{is_splat, splats, split_output, BENIGN_LINES, SPLAT_LINE_STARTS, SPLAT_PATTERNS};
 
 /// Where the test script, the .ko files and the /init script live in the guest.
 pub const GUEST_MODULE_DIR: &str = "/lib/lpatch";
@@ -99,6 +102,7 @@ impl std::error::Error for Error {
 pub struct Vm {
     boot: Boot,
     smp: u32,
+    /// 0: the kernel's default ([`default_memory_mb`]), decided at [`Vm::run`].
     memory_mb: u32,
     timeout: Duration,
     kernel_dir: PathBuf,
@@ -119,13 +123,15 @@ impl Default for Vm {
 static RUN_COUNTER: AtomicU32 = AtomicU32::new(0);
 
 impl Vm {
-    /// Pvh boot, 1 vCPU, 512 MiB, 120 s timeout, kernel from `$LPATCH_KERNEL_DIR` or
-    /// /var/cache/lpatch/kernel/current, and an empty script.
+    /// Pvh boot, 1 vCPU, 120 s timeout, kernel from `$LPATCH_KERNEL_DIR` or
+    /// /var/cache/lpatch/kernel/current, memory by the kernel ([`default_memory_mb`]:
+    /// `$LPATCH_VM_MEMORY`, else 1024 MiB for a KASAN kernel, else 512 MiB), and an
+    /// empty script.
     pub fn new() -> Vm {
         Vm {
             boot: Boot::Pvh,
             smp: 1,
-            memory_mb: 512,
+            memory_mb: 0,
             timeout: Duration::from_secs(120),
             kernel_dir: default_kernel_dir(),
             files: Vec::new(),
@@ -147,7 +153,7 @@ impl Vm {
         self
     }
 
-    /// Guest memory in MiB.
+    /// Guest memory in MiB (0: the kernel's default, see [`Vm::new`]).
     pub fn memory(mut self, mb: u32) -> Self {
         self.memory_mb = mb;
         self
@@ -211,6 +217,14 @@ impl Vm {
         self.qemu_args
             .extend(args.iter().map(|a| a.as_ref().to_string()));
         self
+    }
+
+    /// The guest memory in MiB this run will have.
+    pub fn memory_mb(&self) -> u32 {
+        match self.memory_mb {
+            0 => default_memory_mb(&self.kernel_dir),
+            mb => mb,
+        }
     }
 
     fn kernel_image(&self) -> PathBuf {
@@ -332,7 +346,7 @@ impl Vm {
         let mut cmd = Command::new(QEMU);
         cmd.args(["-accel", "tcg", "-cpu", "max"])
             .arg("-m")
-            .arg(self.memory_mb.to_string())
+            .arg(self.memory_mb().to_string())
             .arg("-smp")
             .arg(self.smp.to_string())
             .args([

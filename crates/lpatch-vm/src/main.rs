@@ -21,7 +21,8 @@ Options:
   --kaslr              boot the bzImage (KASLR on); default: the vmlinux via PVH,
                        twice as fast, KASLR off
   --smp N              vCPUs (default 1; keep 1 when guests run in parallel)
-  --memory MIB         guest memory (default 512)
+  --memory MIB         guest memory (default $LPATCH_VM_MEMORY, else 1024 for a
+                       KASAN kernel, else 512)
   --timeout SECS       kill the guest after SECS (default 120)
   --kernel-dir DIR     the kernel (vmlinux, bzImage); default $LPATCH_KERNEL_DIR,
                        else /var/cache/lpatch/kernel/current
@@ -35,8 +36,8 @@ Exit status: the script's status; 124 if the guest timed out; 125 if it ended
 without reporting a status (e.g. a kernel panic); 126 if the script exited 0 but
 the kernel log has splats; 2 for bad arguments; 1 if the VM could not be run.
 
-Environment: LPATCH_KERNEL_DIR (see above); LPATCH_VM_KEEP=1 keeps the run's
-temporary directory (initramfs, serial logs).
+Environment: LPATCH_KERNEL_DIR, LPATCH_VM_MEMORY (see above); LPATCH_VM_KEEP=1
+keeps the run's temporary directory (initramfs, serial logs).
 ";
 
 fn usage_error(msg: &str) -> ExitCode {
