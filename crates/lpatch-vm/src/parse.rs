@@ -93,9 +93,10 @@ pub const SPLAT_PATTERNS: &[&str] = &[
 /// "... Object already free", "... Redzone overwritten") have no colon after "BUG".
 pub const SPLAT_LINE_STARTS: &[&str] = &["BUG "];
 
-/// Lines of a clean boot of the stock kernel that match a pattern but are no fault.
-/// Each is matched against the line with its `[ time]` prefix removed, exactly.
-pub const BENIGN_LINES: &[&str] = &[];
+/// Lines of a clean boot that match a pattern but are no fault (the debug kernel's
+/// PROVE_RCU announces itself). Each is matched against the line with its `[ time]`
+/// prefix removed, exactly.
+pub const BENIGN_LINES: &[&str] = &["rcu: \tRCU lockdep checking is enabled."];
 
 /// Removes the `[    1.234567] ` printk time prefix, if any.
 fn strip_time(line: &str) -> &str {
@@ -311,6 +312,12 @@ mod tests {
             "[    2.000000] test_warn: loading out-of-tree module taints kernel.",
             "[    2.000001] test_warn: module verification failed: signature and/or required key missing - tainting kernel",
             "[    3.000000] reboot: Restarting system",
+            // the debug kernel's boot
+            "[    0.331671] kasan: KernelAddressSanitizer initialized",
+            "[    1.564237] rcu: \tRCU lockdep checking is enabled.",
+            "[    1.564365] rcu: \tRCU callback double-/use-after-free debug is enabled.",
+            "[    1.679059] ... MAX_LOCKDEP_SUBCLASSES:  8",
+            "[    2.978060] kobject: 'acpi' (ffff888000284d00): kobject_release, parent ffff88800027d900 (delayed 500)",
             "[    0.100000] Spectre V2 : Mitigation: Retpolines",
             "",
             "no time stamp at all",
