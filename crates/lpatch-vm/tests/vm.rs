@@ -110,11 +110,18 @@ fn exit_status_is_reported() {
     assert!(r.is_err(), "assert_ok must fail on status 3");
 }
 
-/// The built samples/test-warn module: `$LPATCH_TEST_WARN_KO`, else built in place
-/// with the kernel's headers when missing or older than its sources.
+/// The built samples/test-warn module: `$LPATCH_TEST_WARN_KO`, else the one `make` built
+/// for this kernel in `$LPATCH_BUILD`, else built in place with the kernel's headers when
+/// missing or older than its sources.
 fn test_warn_ko() -> PathBuf {
     if let Some(p) = std::env::var_os("LPATCH_TEST_WARN_KO").filter(|p| !p.is_empty()) {
         return PathBuf::from(p);
+    }
+    if let Some(b) = std::env::var_os("LPATCH_BUILD").filter(|p| !p.is_empty()) {
+        let ko = PathBuf::from(b).join("samples/test-warn/test-warn.ko");
+        if ko.is_file() {
+            return ko;
+        }
     }
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../samples/test-warn");
     let src = src
