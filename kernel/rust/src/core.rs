@@ -257,9 +257,7 @@ impl Core {
     fn patchable_module(&self, name: &str) -> Result<Option<ModRef>> {
         let cname = try_format(format_args!("{}\0", name))?;
         let cstr = core::ffi::CStr::from_bytes_with_nul(cname.as_bytes()).map_err(|_| Error::EINVAL)?;
-        Ok(find_loaded(&self.syms, cstr)
-            .filter(|f| f.live || self.arrived.contains(&f.module.ptr()))
-            .map(|f| f.module))
+        Ok(find_loaded(&self.syms, cstr, |m, live| live || self.arrived.contains(&m)))
     }
 
     fn make_dirs(&self, p: &mut Patch) -> Result {

@@ -74,15 +74,11 @@ impl Drop for ModRef {
     }
 }
 
-/// A module found by name, with a reference held.
-pub struct Found {
-    pub module: ModRef,
-    /// LIVE (its init has finished); otherwise COMING (init running, or not yet started).
-    pub live: bool,
-}
-
-/// Finds a loaded module (coming or live, not unformed or going) by name and takes a reference.
-pub fn find_loaded(syms: &Kallsyms, name: &CStr) -> Option<Found> {
+/// Finds a loaded module by name and takes a reference on it, if `accept(module, live)` —
+/// `live`: its init has finished; otherwise it is COMING (unformed and going modules are
+/// never found). The check runs before the reference is taken, both under preemption
+/// disabled, so a module the caller does not want is never touched.
+pub fn find_loaded(syms: &Kallsyms, name: &CStr, accept: impl Fn(ModPtr, bool) -> bool) -> Option<ModRef> {
     // SAFETY: find_module's result may only be used with preemption disabled (or
     // module_mutex held); we take a reference before enabling preemption again.
     unsafe {
@@ -93,8 +89,8 @@ pub fn find_loaded(syms: &Kallsyms, name: &CStr) -> Option<Found> {
         } else {
             let state = (*p).state;
             let live = state == ffi::module_state::MODULE_STATE_LIVE;
-            if live || state == ffi::module_state::MODULE_STATE_COMING {
-                ModPtr(p).try_get().map(|module| Found { module, live })
+            if (live || state == ffi::module_state::MODULE_STATE_COMING) && accept(ModPtr(p), live) {
+                ModPtr(p).try_get()
             } else {
                 None
             }
