@@ -26,6 +26,7 @@ run sympos-big insmod lp_test_a.ko func={DUP} sympos=3; left sympos-big
 run modaddr insmod lp_test_a.ko obj=lpt_target func=lpt_target_message old_addr=0xffffffff81000000; left modaddr
 run untraceable insmod lp_test_a.ko func=do_syscall_64; left untraceable
 run second-bad insmod lp_test_a.ko func=cmdline_proc_show func2=no_such_function; left second-bad
+run listed-twice insmod lp_test_a.ko func=cmdline_proc_show func2=cmdline_proc_show; left listed-twice
 show taint0 cat /proc/sys/kernel/tainted
 run twice insmod lp_test_a.ko func=cmdline_proc_show twice=1 repl=1
 run extra1 insmod lp_test_b.ko func=cmdline_proc_show extra=1 repl=1
@@ -66,7 +67,9 @@ fn bad_api_inputs_are_refused_with_errno_log_and_nothing_left() {
     log_has(&run, "is not traceable by ftrace");
     // One good function and one bad: none applied.
     f.errno("second-bad", 2);
-    for k in ["missing", "ambiguous", "sympos-big", "modaddr", "untraceable", "second-bad"] {
+    f.errno("listed-twice", 22);
+    log_has(&run, "lpatch: patch lp_test_a: function cmdline_proc_show is listed twice in vmlinux");
+    for k in ["missing", "ambiguous", "sympos-big", "modaddr", "untraceable", "second-bad", "listed-twice"] {
         f.eq(&format!("left-{k}"), clean);
     }
     assert!(!tainted_k(f.get("taint0")), "K without a patch\n{}", f.report);
