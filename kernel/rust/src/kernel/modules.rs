@@ -46,7 +46,9 @@ impl ModPtr {
     pub fn try_get(self) -> Option<ModRef> {
         // SAFETY: the module is alive (the type's contract); try_module_get refuses a
         // module that is going.
-        unsafe { ffi::try_module_get(self.0) }.then_some(ModRef(self))
+        // `then`, not `then_some`: a ModRef built eagerly and dropped on failure would put a
+        // reference never taken.
+        unsafe { ffi::try_module_get(self.0) }.then(|| ModRef(self))
     }
 }
 
