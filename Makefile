@@ -55,11 +55,13 @@ test: all
 # (cached in $(CACHE)/kernel/debug-<srcver>-<hash>/, which is also its KDIR; 15 to 30 min
 # on 2 cores the first time), our modules are built against it into
 # build/debug-<srcver>-<hash>/, and the guests boot it. build/current stays the stock
-# kernel's build.
+# kernel's build. --no-fail-fast: a run lists every test the checkers fail.
 LINK_CURRENT ?= 1
 test-debug: setup
 	@dir=$$(bash scripts/debug-kernel.sh | sed -n 's/^KERNEL_CACHE=//p') && [ -n "$$dir" ] && \
-	$(MAKE) --no-print-directory test KDIR=$$dir LPATCH_KERNEL_DIR=$$dir LINK_CURRENT=
+	$(MAKE) --no-print-directory all KDIR=$$dir LPATCH_KERNEL_DIR=$$dir LINK_CURRENT= && \
+	cd crates && LPATCH_BUILD=$(CURDIR)/build/$$(basename $$dir) LPATCH_KERNEL_DIR=$$dir \
+		$(HOST_CARGO) test --release --workspace --no-fail-fast -- --test-threads=2
 
 # Boots the stock kernel and drives the CLI through a patch's life; checks every step.
 demo: all
