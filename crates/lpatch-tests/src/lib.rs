@@ -52,6 +52,12 @@ patched_sites() { grep -v '^lpatch_ftrace_anchor ' $T/enabled_functions; }
 insmod lpatch.ko || { echo "@core-load failed"; exit 1; }
 "#;
 
+/// Whether the guests boot lpatch's debug kernel (`make test-debug`): lockdep, KASAN and
+/// delayed kobject releases make it several times slower, so long loops run fewer rounds.
+pub fn on_debug_kernel() -> bool {
+    lpatch_vm::is_debug_kernel(&lpatch_vm::default_kernel_dir())
+}
+
 /// A VM with the core and every sample module in /lib/lpatch, the prelude, and `script`.
 pub fn vm(boot: Boot, script: &str) -> Vm {
     let mut v = Vm::new().boot(boot).timeout(240);

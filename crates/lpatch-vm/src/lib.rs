@@ -344,7 +344,7 @@ impl Vm {
             fs::File::create(&qemu_err).map_err(|e| Error::io("creating qemu.stderr", e))?;
 
         let mut cmd = Command::new(QEMU);
-        cmd.args(["-accel", "tcg", "-cpu", "max"])
+        cmd.args(["-accel", "tcg", "-cpu", kernel::cpu_model(&self.kernel_dir)])
             .arg("-m")
             .arg(self.memory_mb().to_string())
             .arg("-smp")

@@ -19,8 +19,8 @@ pub enum DirKind {
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct KobjId(usize);
 
-/// One sysfs directory; removed (kobject_put) on drop. Children must be dropped before
-/// their parent, and never with the core's lock held: removal waits for running
+/// One sysfs directory; removed (kobject_del, then kobject_put) on drop. Children must be
+/// dropped before their parent, and never with the core's lock held: removal waits for running
 /// show/store callbacks, which take that lock.
 pub struct Dir(NonNull<ffi::kobject>);
 
@@ -64,8 +64,16 @@ impl Dir {
 
 impl Drop for Dir {
     fn drop(&mut self) {
-        // SAFETY: kobject_create_and_add gave us the one reference, dropped here.
-        unsafe { ffi::kobject_put(self.0.as_ptr()) }
+        // Out of sysfs now (kobject_del waits for running show/store callbacks), not when
+        // the last reference goes: a release may come late (DEBUG_KOBJECT_RELEASE delays
+        // it by seconds), and until it does a directory left in sysfs would refuse a
+        // patch of the same name and keep files whose callbacks live in this module.
+        // SAFETY: the kobject is live and in sysfs; kobject_create_and_add gave us the one
+        // reference, dropped here.
+        unsafe {
+            ffi::kobject_del(self.0.as_ptr());
+            ffi::kobject_put(self.0.as_ptr());
+        }
     }
 }
 
