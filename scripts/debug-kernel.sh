@@ -17,8 +17,6 @@
 # The config is `make tinyconfig` with the fragment merged on (merge_config.sh) and
 # olddefconfig run; every line of the fragment must survive, or the script stops.
 #
-# With --cached it builds and installs nothing: it prints the same two lines when the tree
-# for the current fragment is already built, else exits 3 (what CI uses to decide).
 # Prints KERNEL_CACHE=<dir> and KVER=<release> on its last two lines. The build runs at
 # nice 19 with $LPATCH_JOBS jobs (default: the number of CPUs); its log is <dir>/build.log.
 set -euo pipefail
@@ -38,15 +36,7 @@ SRC_PKG=linux-source-6.1
 PKGS=("$SRC_PKG" make gcc libc6-dev bc bison flex libelf-dev xz-utils gzip)
 
 say() { echo "debug-kernel: $*" >&2; }
-CACHED_ONLY=0
-[ "${1:-}" = --cached ] && CACHED_ONLY=1
 
-if [ $CACHED_ONLY = 1 ]; then
-    for p in "$SRC_PKG" gcc; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
-            || { say "not built ($p is not installed)"; exit 3; }
-    done
-fi
 need=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
@@ -66,9 +56,6 @@ SRC=$CACHE_ROOT/src/linux-source-$SRCVER
 NAME=debug-$SRCVER-$HASH
 OUT=$CACHE_ROOT/kernel/$NAME
 
-if [ $CACHED_ONLY = 1 ] && [ ! -f "$OUT/.complete" ]; then
-    say "$NAME is not built yet"; exit 3
-fi
 mkdir -p "$CACHE_ROOT/src" "$CACHE_ROOT/kernel"
 # One build at a time (a separate lock from setup.sh's: that one is taken by every test).
 exec 9>"$CACHE_ROOT/.debug-kernel.lock"
