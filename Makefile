@@ -52,7 +52,7 @@ test: all
 
 # The same suite on the debug kernel (lockdep, KASAN, atomic-sleep, list, object and
 # kobject debugging): scripts/debug-kernel.sh builds it from Debian's linux-source-6.1
-# (cached in $(CACHE)/kernel/debug-<srcver>-<hash>/, which is also its KDIR; 15 to 30 min
+# (cached in $(CACHE)/kernel/debug-<srcver>-<hash>/, which is also its KDIR; ~11 min
 # on 2 cores the first time), our modules are built against it into
 # build/debug-<srcver>-<hash>/, and the guests boot it. build/current stays the stock
 # kernel's build. --no-fail-fast: a run lists every test the checkers fail.

@@ -110,7 +110,7 @@ if [ ! -f "$OUT/.config-ok" ]; then
     touch "$OUT/.config-ok"
 fi
 
-say "building $NAME with $JOBS jobs at nice 19 (log: $OUT/build.log; 15 to 30 min on 2 cores, by what else runs)"
+say "building $NAME with $JOBS jobs at nice 19 (log: $OUT/build.log; about 10 min on 2 idle cores)"
 if ! kmake -j"$JOBS" all > "$OUT/build.log" 2>&1; then
     tail -n 40 "$OUT/build.log" >&2
     say "build failed; full log in $OUT/build.log"

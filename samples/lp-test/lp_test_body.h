@@ -15,8 +15,15 @@
  *   enable=0        register only
  *   extra=1..3      after enabling: enable again / unregister / disable twice (errors logged)
  *   fail_after_enable=1   init fails after enabling (the module goes away while patched)
+ *   fail_walk=1     the Nth slab allocation of register + enable fails (the kernel's per-task
+ *                   fail-nth; needs CONFIG_FAILSLAB), for N = 1, 2, ... in turn, all within
+ *                   this init (no module reload per N): each N's register + enable must
+ *                   fail whole (then the patch is not registered) or succeed (then it is
+ *                   disabled and unregistered again); ends enabled at the first N past the
+ *                   last allocation. Logs each step.
  */
 #include <linux/module.h>
+#include <linux/sched.h>
 #include <linux/seq_file.h>
 #include <lpatch.h>
 
@@ -42,6 +49,8 @@ static int extra;
 module_param(extra, int, 0444);
 static bool fail_after_enable;
 module_param(fail_after_enable, bool, 0444);
+static bool fail_walk;
+module_param(fail_walk, bool, 0444);
 
 static int lp_test_noop(void)
 {
@@ -63,6 +72,46 @@ static struct lp_func funcs[3];
 static struct lp_object objs[2];
 static struct lp_patch patch;
 
+#ifdef CONFIG_FAILSLAB
+static int lp_test_fail_walk(void)
+{
+	unsigned int n, left;
+	int ret, off, gone;
+
+	for (n = 1; n <= 1000; n++) {
+		current->fail_nth = n;
+		ret = lp_register_patch(&patch);
+		if (!ret) {
+			ret = lp_enable_patch(&patch);
+			if (ret)
+				lp_unregister_patch(&patch);
+		}
+		left = current->fail_nth;
+		current->fail_nth = 0;
+		if (left) {
+			pr_info(KBUILD_MODNAME ": walk %u: not reached, returned %d\n", n, ret);
+			return ret;
+		}
+		if (ret) {
+			/* Refused whole: not registered, so unregistering must fail. */
+			gone = lp_unregister_patch(&patch);
+			pr_info(KBUILD_MODNAME ": walk %u: returned %d, unregister then %d\n", n, ret, gone);
+			continue;
+		}
+		off = lp_disable_patch(&patch);
+		gone = lp_unregister_patch(&patch);
+		pr_info(KBUILD_MODNAME ": walk %u: absorbed, disable %d, unregister %d\n", n, off, gone);
+	}
+	return -E2BIG;
+}
+#else
+static int lp_test_fail_walk(void)
+{
+	pr_err(KBUILD_MODNAME ": fail_walk needs a kernel with CONFIG_FAILSLAB\n");
+	return -EOPNOTSUPP;
+}
+#endif
+
 static int __init lp_test_init(void)
 {
 	void *new_func = repl == 1 ? (void *)lp_test_cmdline :
@@ -82,6 +131,10 @@ static int __init lp_test_init(void)
 	case 3: patch.objs = NULL; break;
 	case 4: objs[0].funcs = NULL; objs[0].name = obj ? obj : "vmlinux_is_null_here"; break;
 	case 5: funcs[0].new_func = NULL; break;
+	}
+	if (fail_walk) {
+		ret = lp_test_fail_walk();
+		goto out;
 	}
 	ret = lp_register_patch(&patch);
 	if (ret)

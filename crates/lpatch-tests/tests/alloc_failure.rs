@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! Allocation failure, everywhere the core allocates. lp_test's `fail_walk=1` registers and
+//! enables its patch with the kernel's per-task fail-nth armed, for N = 1, 2, ... in turn
+//! within one init, until the Nth slab allocation is no longer reached: every N must fail
+//! whole (and the patch is then not registered: unregistering it fails) or succeed (then it
+//! is disabled and unregistered again), and the last N succeeds. Nothing may be left behind
+//! by any of them: the same patch registers again at once each time (its name, its sysfs
+//! directory), and after the final disable no ftrace site is left and the original code
+//! runs. Needs a kernel with CONFIG_FAILSLAB (the debug kernel); skipped on others.
+
+use lpatch_tests::{vm, Facts};
+use lpatch_vm::{config_value, default_kernel_dir, Boot};
+
+const SCRIPT: &str = r#"
+F=/sys/kernel/debug/failslab
+echo 0 > $F/verbose
+# GFP_KERNEL allocations may sleep: by default failslab leaves them alone
+echo N > $F/ignore-gfp-wait
+ORIG=$(cat /proc/cmdline)
+same() { [ "$(cat /proc/cmdline)" = "$ORIG" ] && echo y || echo n; }
+run walk insmod lp_test_a.ko func=cmdline_proc_show repl=1 fail_walk=1
+show enabled cat $R/lp_test_a/enabled
+show cmdline cat /proc/cmdline
+show traced traced cmdline_proc_show
+run off sh -c "echo 0 > $R/lp_test_a/enabled"
+show sites patched_sites
+show orig same
+"#;
+
+/// Kernel lines an injected allocation failure rightly causes: kobject_create_and_add()
+/// reports its own failure (they would otherwise count as splats).
+fn expected_line(line: &str) -> bool {
+    line.contains("kobject_add_internal failed for ") && line.contains("(error: -12 ")
+        || line.contains("kobject_create_and_add: kobject_add error: -12")
+}
+
+#[test]
+fn every_allocation_failure_refuses_whole_or_applies_whole() {
+    if config_value(&default_kernel_dir(), "CONFIG_FAILSLAB").as_deref() != Some("y") {
+        eprintln!("skipped: the kernel has no CONFIG_FAILSLAB (run `make test-debug`)");
+        return;
+    }
+    let run = vm(Boot::Pvh, SCRIPT).run().unwrap();
+    let f = Facts::of(&run);
+    assert!(!run.timed_out && run.status == Some(0), "script failed\n{}", f.report);
+    let unexpected: Vec<String> = run.splats().into_iter().filter(|l| !expected_line(l)).collect();
+    assert!(unexpected.is_empty(), "kernel log not clean: {unexpected:#?}\n{}", f.report);
+
+    // The walk's own account, one line per N.
+    let steps: Vec<&str> = run
+        .kernel_log
+        .lines()
+        .filter_map(|l| l.split_once("lp_test_a: walk ").map(|(_, r)| r))
+        .collect();
+    let last = steps.last().unwrap_or_else(|| panic!("no walk lines\n{}", f.report));
+    assert!(last.ends_with(": not reached, returned 0"), "walk ended {last:?}\n{}", f.report);
+    let (mut refused, mut absorbed) = (0, 0);
+    for (i, s) in steps[..steps.len() - 1].iter().enumerate() {
+        let n = i + 1;
+        assert!(s.starts_with(&format!("{n}: ")), "step {n} is {s:?}\n{}", f.report);
+        if s.ends_with(": absorbed, disable 0, unregister 0") {
+            absorbed += 1;
+        } else {
+            // ENOMEM, and the patch was not left registered (unregister: -EINVAL).
+            assert!(s.ends_with(": returned -12, unregister then -22"), "step {n}: {s:?}\n{}", f.report);
+            refused += 1;
+        }
+    }
+    eprintln!(
+        "alloc_failure: {} slab allocations in register + enable; {refused} refused whole, {absorbed} absorbed",
+        steps.len() - 1
+    );
+    assert!(refused > 0, "no allocation failure was refused\n{}", f.report);
+    assert!(run.kernel_log.contains("nothing of it is applied"), "no log line names the cause\n{}", f.report);
+    f.ok("walk");
+    f.eq("enabled", "1");
+    f.eq("cmdline", "lp_test_a");
+    f.eq("traced", "1");
+    f.ok("off");
+    f.eq("sites", "");
+    f.eq("orig", "y");
+}
