@@ -9,7 +9,7 @@
 //! runs. Needs a kernel with CONFIG_FAILSLAB (the debug kernel); skipped on others.
 
 use lpatch_tests::{vm, Facts};
-use lpatch_vm::{config_value, default_kernel_dir, Boot};
+use lpatch_vm::{config_on, default_kernel_dir, Boot};
 
 const SCRIPT: &str = r#"
 F=/sys/kernel/debug/failslab
@@ -36,7 +36,7 @@ fn expected_line(line: &str) -> bool {
 
 #[test]
 fn every_allocation_failure_refuses_whole_or_applies_whole() {
-    if config_value(&default_kernel_dir(), "CONFIG_FAILSLAB").as_deref() != Some("y") {
+    if !config_on(&default_kernel_dir(), "CONFIG_FAILSLAB") {
         eprintln!("skipped: the kernel has no CONFIG_FAILSLAB (run `make test-debug`)");
         return;
     }

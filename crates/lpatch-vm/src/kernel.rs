@@ -70,6 +70,11 @@ pub fn config_value(kernel_dir: &Path, option: &str) -> Option<String> {
     config_lookup(&text, option)
 }
 
+/// Whether a bool/tristate kernel config option is built in (`=y`), e.g. `CONFIG_KASAN`.
+pub fn config_on(kernel_dir: &Path, option: &str) -> bool {
+    config_value(kernel_dir, option).as_deref() == Some("y")
+}
+
 fn config_lookup(config: &str, option: &str) -> Option<String> {
     config.lines().find_map(|l| {
         let (k, v) = l.split_once('=')?;
@@ -81,8 +86,7 @@ fn config_lookup(config: &str, option: &str) -> Option<String> {
 /// i.e. its config has lockdep and KASAN: the checkers that tests of the debug flavour
 /// rely on. Debian's stock kernel has neither.
 pub fn is_debug_kernel(kernel_dir: &Path) -> bool {
-    let on = |o| config_value(kernel_dir, o).as_deref() == Some("y");
-    on("CONFIG_PROVE_LOCKING") && on("CONFIG_KASAN")
+    config_on(kernel_dir, "CONFIG_PROVE_LOCKING") && config_on(kernel_dir, "CONFIG_KASAN")
 }
 
 /// The guest CPU for the kernel in `kernel_dir`: qemu's `max`, without 5-level paging
@@ -93,7 +97,7 @@ pub fn is_debug_kernel(kernel_dir: &Path) -> bool {
 /// which get 5-level paging when the CPU has it; PVH boots never do). A kernel bug, not
 /// ours, and not one the suite is there to find.
 pub fn cpu_model(kernel_dir: &Path) -> &'static str {
-    if config_value(kernel_dir, "CONFIG_KASAN").as_deref() == Some("y") {
+    if config_on(kernel_dir, "CONFIG_KASAN") {
         "max,la57=off"
     } else {
         "max"
@@ -110,7 +114,7 @@ pub fn default_memory_mb(kernel_dir: &Path) -> u32 {
     {
         return mb;
     }
-    if config_value(kernel_dir, "CONFIG_KASAN").as_deref() == Some("y") {
+    if config_on(kernel_dir, "CONFIG_KASAN") {
         1024
     } else {
         512

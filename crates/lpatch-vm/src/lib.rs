@@ -32,7 +32,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 pub use kernel::{
-    config_value, default_kernel_dir, default_memory_mb, headers_dir, is_debug_kernel,
+    config_on, config_value, default_kernel_dir, default_memory_mb, headers_dir, is_debug_kernel,
     kernel_release, linked_text_address,
 };
 pub use parse::{is_splat, splats, split_output, BENIGN_LINES, SPLAT_LINE_STARTS, SPLAT_PATTERNS};

@@ -118,7 +118,7 @@ fn use_after_free_is_caught() {
     assert_caught(&run, &["BUG: KASAN: use-after-free in debug_uaf_init"]);
 }
 
-/// DEBUG_ATOMIC_SLEEP: msleep() under a spinlock.
+/// DEBUG_ATOMIC_SLEEP: a GFP_KERNEL allocation under a spinlock.
 #[test]
 fn sleep_in_atomic_is_caught() {
     if !on_debug_kernel("sleep_in_atomic_is_caught") {
