@@ -3,36 +3,55 @@
 # what they need first (scripts/setup.sh, idempotent).
 
 SHELL := /bin/bash
-CACHE ?= /var/cache/lpatch
+CACHE ?= $(or $(LPATCH_CACHE),/var/cache/lpatch)
+export LPATCH_CACHE := $(CACHE)
 # Host tools: whichever cargo is on PATH (rustup's stable, or Debian's cargo-web).
 HOST_CARGO ?= $(shell command -v cargo 2>/dev/null || echo /usr/bin/cargo)
-KVER = $(shell cat $(CACHE)/kernel/current/version 2>/dev/null)
-KDIR ?= /usr/src/linux-headers-$(KVER)
-BUILD := $(CURDIR)/build/$(notdir $(realpath $(KDIR)))
-KBUILD_TOOL := $(CURDIR)/crates/target/release/lpatch-kbuild
+# The host workspace's cargo target (CARGO_TARGET_DIR when set, as cargo itself does).
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/crates/target)
+KBUILD_TOOL := $(TARGET_DIR)/release/lpatch-kbuild
 SAMPLES := $(patsubst samples/%/Kbuild,%,$(wildcard samples/*/Kbuild))
-
-export LPATCH_BUILD := $(BUILD)
-export LPATCH_KERNEL_DIR := $(CACHE)/kernel/current
 # The CLI as a static binary (cli-static), for the guests: the VM tests and the demo ship it.
-export LPATCH_CLI := $(CURDIR)/crates/target/x86_64-unknown-linux-gnu/release/lpatch
+export LPATCH_CLI := $(TARGET_DIR)/x86_64-unknown-linux-gnu/release/lpatch
+# Test selection (README, "Tests"): a test whose name holds needs_debug_kernel runs only in
+# make test-debug, one whose name holds needs_stock_kernel only in make test; either fails
+# when run on the other kernel.
+TEST_ARGS := --test-threads=2
 
-.PHONY: all setup host kernel samples test test-debug demo clean
+.PHONY: all setup host kernel samples cli-static test test-debug demo bench lint clean
+# These targets need the kernel's version, which only set-up knows (it resolves it and
+# creates $(CACHE)/kernel/current). On a fresh machine that cache does not exist yet when
+# make reads this file, so each of them runs set-up first, then make again: the second make
+# reads the version set-up recorded. Given a kernel tree (KDIR=...), make goes straight on.
+KERNEL_TARGETS := all kernel samples cli-static test demo bench lint
+ifeq ($(or $(LPATCH_SET_UP),$(filter command line,$(origin KDIR))),)
+
+$(KERNEL_TARGETS): setup
+	@$(MAKE) --no-print-directory LPATCH_SET_UP=1 $@
+
+else
+
+KVER := $(shell cat $(CACHE)/kernel/current/version 2>/dev/null)
+KDIR ?= /usr/src/linux-headers-$(KVER)
+ifeq ($(realpath $(KDIR)),)
+$(error no kernel tree at $(KDIR) (set-up recorded kernel '$(KVER)'; see scripts/setup.sh))
+endif
+BUILD := $(CURDIR)/build/$(notdir $(realpath $(KDIR)))
+export LPATCH_BUILD := $(BUILD)
+export LPATCH_KERNEL_DIR ?= $(CACHE)/kernel/current
+LINK_CURRENT ?= 1
+
 all: kernel samples cli-static
-
-setup:
-	@bash scripts/setup.sh >/dev/null
 
 host: setup
 	cd crates && $(HOST_CARGO) build --release --workspace --quiet
 
 kernel: host
 	$(MAKE) -C kernel KDIR=$(KDIR) OUT=$(BUILD)/kernel KBUILD_TOOL=$(KBUILD_TOOL)
-	$(if $(LINK_CURRENT),ln -sfn $(notdir $(BUILD)) build/current)
+	$(if $(LINK_CURRENT),ln -sfn $(notdir $(BUILD)) $(CURDIR)/build/current)
 
 # The guests have no glibc: the CLI is linked statically (glibc's libc.a, from libc6-dev).
 # The explicit --target keeps crt-static away from build scripts and proc-macros.
-.PHONY: cli-static
 cli-static: host
 	cd crates && RUSTFLAGS="-C target-feature=+crt-static" $(HOST_CARGO) build --release --quiet \
 		--target x86_64-unknown-linux-gnu -p lpatch
@@ -48,20 +67,7 @@ samples: kernel
 	done
 
 test: all
-	cd crates && $(HOST_CARGO) test --release --workspace -- --test-threads=2
-
-# The same suite on the debug kernel (lockdep, KASAN, atomic-sleep, list, object and
-# kobject debugging): scripts/debug-kernel.sh builds it from Debian's linux-source-6.1
-# (cached in $(CACHE)/kernel/debug-<srcver>-<hash>/, which is also its KDIR; ~11 min
-# on 2 cores the first time), our modules are built against it into
-# build/debug-<srcver>-<hash>/, and the guests boot it. build/current stays the stock
-# kernel's build. --no-fail-fast: a run lists every test the checkers fail.
-LINK_CURRENT ?= 1
-test-debug: setup
-	@dir=$$(bash scripts/debug-kernel.sh | sed -n 's/^KERNEL_CACHE=//p') && [ -n "$$dir" ] && \
-	$(MAKE) --no-print-directory all KDIR=$$dir LPATCH_KERNEL_DIR=$$dir LINK_CURRENT= && \
-	cd crates && LPATCH_BUILD=$(CURDIR)/build/$$(basename $$dir) LPATCH_KERNEL_DIR=$$dir \
-		$(HOST_CARGO) test --release --workspace --no-fail-fast -- --test-threads=2
+	cd crates && $(HOST_CARGO) test --release --workspace -- $(TEST_ARGS) --skip needs_debug_kernel
 
 # Boots the stock kernel and drives the CLI through a patch's life; checks every step.
 demo: all
@@ -69,9 +75,35 @@ demo: all
 
 # lpatch against the in-kernel livepatch in guests under qemu -icount (crates/lpatch-bench):
 # builds its modules, prints a table, writes build/bench.json.
-.PHONY: bench
 bench: all
 	cd crates && $(HOST_CARGO) run --release --quiet -p lpatch-bench -- --json $(CURDIR)/build/bench.json
+
+# The style gates CI runs, with the toolchain set-up installs (Debian's cargo, rustfmt and
+# clippy: not whatever is first on PATH): formatting and clippy over the host workspace
+# and the kernel crate, every warning an error.
+DEB_CARGO := PATH=/usr/bin:/bin:/usr/sbin:/sbin /usr/bin/cargo
+lint: kernel
+	cd crates && $(DEB_CARGO) fmt --all --check
+	cd crates && $(DEB_CARGO) clippy --workspace --all-targets --quiet -- -D warnings
+	cd kernel/rust && $(DEB_CARGO) fmt --check
+	$(MAKE) --no-print-directory -C kernel clippy KDIR=$(KDIR) OUT=$(BUILD)/kernel KBUILD_TOOL=$(KBUILD_TOOL)
+
+endif
+
+setup:
+	@bash scripts/setup.sh >/dev/null
+
+# The same suite on the debug kernel (lockdep, KASAN, atomic-sleep, list, object and
+# kobject debugging): scripts/debug-kernel.sh builds it from Debian's linux-source-6.1
+# (cached in $(CACHE)/kernel/debug-<srcver>-<hash>/, which is also its KDIR; ~11 min
+# on 2 cores the first time), our modules are built against it into
+# build/debug-<srcver>-<hash>/, and the guests boot it. build/current stays the stock
+# kernel's build. --no-fail-fast: a run lists every test the checkers fail.
+test-debug: setup
+	@dir=$$(bash scripts/debug-kernel.sh | sed -n 's/^KERNEL_CACHE=//p') && [ -n "$$dir" ] && \
+	$(MAKE) --no-print-directory all KDIR=$$dir LPATCH_KERNEL_DIR=$$dir LINK_CURRENT= && \
+	cd crates && LPATCH_BUILD=$(CURDIR)/build/$$(basename $$dir) LPATCH_KERNEL_DIR=$$dir \
+		$(HOST_CARGO) test --release --workspace --no-fail-fast -- $(TEST_ARGS) --skip needs_stock_kernel
 
 clean:
 	rm -rf build crates/target

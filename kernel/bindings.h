@@ -5,7 +5,6 @@
 #include <linux/kobject.h>
 #include <linux/kprobes.h>
 #include <linux/module.h>
-#include <linux/mutex.h>
 #include <linux/notifier.h>
 #include <linux/panic.h>
 #include <linux/rcupdate.h>

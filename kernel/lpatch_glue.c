@@ -46,7 +46,6 @@ void __noreturn lpatch_bug(void) { BUG(); }
 static DEFINE_MUTEX(lpatch_mutex);	/* the one lock over every state change */
 void lpatch_lock(void) { mutex_lock(&lpatch_mutex); }
 void lpatch_unlock(void) { mutex_unlock(&lpatch_mutex); }
-void lpatch_mutex_lock(struct mutex *m) { mutex_lock(m); }
 void lpatch_preempt_disable(void) { preempt_disable(); }
 void lpatch_preempt_enable(void) { preempt_enable(); }
 unsigned long lpatch_start_kernel(void) { return __START_KERNEL; }

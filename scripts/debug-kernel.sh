@@ -33,6 +33,11 @@ BASE=tinyconfig
 # uninstrumented when CONFIG_AMD_MEM_ENCRYPT=y (Debian's config), for the same reason.
 KMAKE_VARS=(KASAN_SANITIZE_enlighten.o=n KASAN_SANITIZE_string.o=n)
 SRC_PKG=linux-source-6.1
+# Free disk needed, checked before unpacking or building (measured, README "Disk"): the
+# unpacked source, and the build tree while it is built (objects included).
+SRC_MIB=1500
+BUILD_MIB=${LPATCH_DEBUG_BUILD_MIB:-700}
+. "$REPO/scripts/disk.sh"
 PKGS=("$SRC_PKG" make gcc libc6-dev bc bison flex libelf-dev xz-utils gzip)
 
 say() { echo "debug-kernel: $*" >&2; }
@@ -69,6 +74,12 @@ if [ -f "$OUT/.complete" ]; then
 fi
 
 start=$(date +%s)
+if [ ! -f "$SRC.complete" ]; then
+    need_space debug-kernel "$CACHE_ROOT/src" $((SRC_MIB + BUILD_MIB)) \
+        "unpacking $SRC_PKG $SRCVER and building the debug kernel from it"
+else
+    need_space debug-kernel "$CACHE_ROOT/kernel" "$BUILD_MIB" "building the debug kernel $NAME"
+fi
 # The source: unpacked once per package version, never modified (all builds use O=).
 if [ ! -f "$SRC.complete" ]; then
     say "unpacking $TARBALL"

@@ -5,13 +5,23 @@
 set -euo pipefail
 
 CACHE_ROOT=${LPATCH_CACHE:-/var/cache/lpatch}
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+. "$REPO/scripts/disk.sh"
+# Free disk each step needs (measured, README "Disk"), checked before it starts: the
+# kernel image's download and unpack (the .deb, 70 MB, and its /boot: vmlinuz, config,
+# the 66 MB vmlinux extracted from it), and the first build in the repository (build/
+# and crates/target/ after a make test).
+IMAGE_MIB=250
+BUILD_MIB=${LPATCH_BUILD_MIB:-900}
 PKGS=(qemu-system-x86 busybox-static cpio xz-utils make gcc libc6-dev
-      rustc-web cargo-web rust-web-src bindgen libclang-dev clang
+      rustc-web cargo-web rust-web-src rust-web-clippy rustfmt-web bindgen libclang-dev clang
       libelf-dev kmod)
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 
 need=()
 for p in "${PKGS[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || need+=("$p")
+    installed "$p" || need+=("$p")
 done
 
 apt_updated=
@@ -27,15 +37,19 @@ resolve_version() {
         | sed -n 's/.*Depends: linux-headers-\(.*-amd64\)$/\1/p' | head -n1
 }
 
+# Package lists older than the archive (every fresh image has them) can name an ABI Debian no
+# longer serves. A version is trusted without an update only when it is already set up here
+# (its headers installed, its image cached); otherwise the lists are refreshed first and the
+# version resolved again from them.
 KVER=${LPATCH_KVER:-$(resolve_version)}
-if [ -z "$KVER" ]; then
+if [ -z "${LPATCH_KVER:-}" ] && { [ -z "$KVER" ] || ! installed "linux-headers-$KVER" \
+        || [ ! -f "$CACHE_ROOT/kernel/$KVER/.complete" ]; }; then
     apt_update
     KVER=$(resolve_version)
 fi
 [ -n "$KVER" ] || { echo "setup: cannot resolve the kernel version from linux-headers-amd64" >&2; exit 1; }
 
-dpkg-query -W -f='${Status}' "linux-headers-$KVER" 2>/dev/null | grep -q 'install ok installed' \
-    || need+=("linux-headers-$KVER")
+installed "linux-headers-$KVER" || need+=("linux-headers-$KVER")
 
 if [ ${#need[@]} -gt 0 ]; then
     apt_update
@@ -49,7 +63,11 @@ mkdir -p "$CACHE_ROOT/kernel"
 exec 9>"$CACHE_ROOT/.lock"
 flock 9
 KDIR_CACHE="$CACHE_ROOT/kernel/$KVER"
+if [ ! -d "$REPO/build" ]; then
+    need_space setup "$REPO" "$BUILD_MIB" "the first build of lpatch in $REPO"
+fi
 if [ ! -f "$KDIR_CACHE/.complete" ]; then
+    need_space setup "$CACHE_ROOT/kernel" "$IMAGE_MIB" "downloading and unpacking linux-image-$KVER"
     apt_update
     work=$(mktemp -d "$CACHE_ROOT/kernel/.new.XXXXXX")
     trap 'rm -rf "$work"' EXIT
@@ -57,7 +75,9 @@ if [ ! -f "$KDIR_CACHE/.complete" ]; then
     (cd "$work" && apt-get download -qq "linux-image-$KVER" 2>&1 | grep -v 'unsandboxed' >&2 || true)
     deb=$(ls "$work"/linux-image-*.deb 2>/dev/null | head -n1)
     [ -n "$deb" ] || { echo "setup: apt-get download linux-image-$KVER failed" >&2; exit 1; }
-    dpkg-deb -x "$deb" "$work/root"
+    # Only /boot: the image's 400 MB of modules are never needed.
+    mkdir "$work/root"
+    dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$work/root" ./boot
     cp "$work/root/boot/vmlinuz-$KVER" "$work/bzImage"
     # Debian's image ships only a placeholder System.map (the real one is in the 850 MB -dbg
     # package); link-time addresses come from /proc/kallsyms of a PVH boot instead (no KASLR).

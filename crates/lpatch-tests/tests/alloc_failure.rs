@@ -6,10 +6,11 @@
 //! is disabled and unregistered again), and the last N succeeds. Nothing may be left behind
 //! by any of them: the same patch registers again at once each time (its name, its sysfs
 //! directory), and after the final disable no ftrace site is left and the original code
-//! runs. Needs a kernel with CONFIG_FAILSLAB (the debug kernel); skipped on others.
+//! runs. Needs a kernel with CONFIG_FAILSLAB, the debug kernel: `make test-debug` runs it, `make
+//! test` skips it (its name holds needs_debug_kernel); selected elsewhere it fails.
 
 use lpatch_tests::{vm, Facts};
-use lpatch_vm::{config_on, default_kernel_dir, Boot};
+use lpatch_vm::{config_on, require_debug_kernel, Boot};
 
 const SCRIPT: &str = r#"
 F=/sys/kernel/debug/failslab
@@ -35,11 +36,9 @@ fn expected_line(line: &str) -> bool {
 }
 
 #[test]
-fn every_allocation_failure_refuses_whole_or_applies_whole() {
-    if !config_on(&default_kernel_dir(), "CONFIG_FAILSLAB") {
-        eprintln!("skipped: the kernel has no CONFIG_FAILSLAB (run `make test-debug`)");
-        return;
-    }
+fn needs_debug_kernel_every_allocation_failure_refuses_whole_or_applies_whole() {
+    let dir = require_debug_kernel();
+    assert!(config_on(&dir, "CONFIG_FAILSLAB"), "{} has no CONFIG_FAILSLAB", dir.display());
     let run = vm(Boot::Pvh, SCRIPT).run().unwrap();
     let f = Facts::of(&run);
     assert!(!run.timed_out && run.status == Some(0), "script failed\n{}", f.report);

@@ -78,7 +78,29 @@ fn concurrent_writers_and_module_load_unload_loops_end_consistent() {
     f.eq("bad", "0");
     let loads: u32 = f.get("loads").parse().unwrap();
     assert!(loads >= rounds / 2, "the target loaded only {loads} times in {rounds} rounds\n{}", f.report);
-    eprintln!("races: target loaded {loads} times, seen patched {} times", f.get("patched"));
+    // The race window: a module's arrival racing the flip loop. Both sides of it must be
+    // hit, often enough to count: the target arriving while its patch is enabled (the core
+    // patches it as it loads, and says so) and while it is disabled. (What /proc reads a
+    // moment later says little: the rounds fall into step with the flips, the unload
+    // waiting for a disable, and it read "original" in nearly every round.)
+    let arrivals = run
+        .kernel_log
+        .lines()
+        .filter(|l| l.contains("lpatch: patch lp_test_a: patched module lpt_target as it loads"))
+        .count() as u32;
+    eprintln!(
+        "races: target loaded {loads} times in {rounds} rounds: {arrivals} while the patch was enabled, \
+         {} while disabled; /proc read patched {} times",
+        loads - arrivals.min(loads),
+        f.get("patched")
+    );
+    assert!(arrivals >= 5, "the target arrived while its patch was enabled only {arrivals} times\n{}", f.report);
+    assert!(
+        loads >= arrivals + 5,
+        "the target arrived while its patch was disabled only {} times\n{}",
+        loads - arrivals.min(loads),
+        f.report
+    );
     f.eq("t2", "0");
     f.ok("tload");
     f.eq("m2", "original");

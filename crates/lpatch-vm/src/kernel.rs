@@ -89,6 +89,36 @@ pub fn is_debug_kernel(kernel_dir: &Path) -> bool {
     config_on(kernel_dir, "CONFIG_PROVE_LOCKING") && config_on(kernel_dir, "CONFIG_KASAN")
 }
 
+/// The guests' kernel for a test marked `needs_debug_kernel` (README, "Tests": `make
+/// test-debug` selects those, `make test` skips them): panics, failing the test, when the
+/// kernel directory ([`default_kernel_dir`]) is not lpatch's debug kernel. A test selected
+/// where it cannot run fails; it never passes by returning early.
+#[track_caller]
+pub fn require_debug_kernel() -> PathBuf {
+    let dir = default_kernel_dir();
+    assert!(
+        is_debug_kernel(&dir),
+        "this test needs the debug kernel (`make test-debug` runs it; `make test` skips every \
+         test named needs_debug_kernel): {} is not one",
+        dir.display()
+    );
+    dir
+}
+
+/// The same for a test marked `needs_stock_kernel` (one that only means something on
+/// Debian's kernel): panics when the guests boot the debug kernel.
+#[track_caller]
+pub fn require_stock_kernel() -> PathBuf {
+    let dir = default_kernel_dir();
+    assert!(
+        !is_debug_kernel(&dir),
+        "this test needs Debian's stock kernel (`make test` runs it; `make test-debug` skips \
+         every test named needs_stock_kernel): {} is the debug kernel",
+        dir.display()
+    );
+    dir
+}
+
 /// The guest CPU for the kernel in `kernel_dir`: qemu's `max`, without 5-level paging
 /// for a KASAN kernel. 6.1's identify_cpu() clears boot_cpu_data's feature bits with
 /// interrupts on; an interrupt in that window sees pgtable_l5_enabled() false, and
@@ -205,14 +235,15 @@ fn elf_section_address(path: &Path, want: &str) -> std::io::Result<Option<u64>> 
 mod tests {
     use super::*;
 
-    /// Uses the cached kernel when it is there (scripts/setup.sh); else nothing to check.
+    /// The cached kernel (scripts/setup.sh puts it there; `make test` runs set-up first).
     #[test]
     fn facts_of_the_cached_kernel() {
         let dir = default_kernel_dir();
-        if !dir.join("vmlinux").is_file() {
-            eprintln!("no kernel at {}: skipped", dir.display());
-            return;
-        }
+        assert!(
+            dir.join("vmlinux").is_file(),
+            "no kernel at {}: run scripts/setup.sh (make test does)",
+            dir.display()
+        );
         let rel = kernel_release(&dir).unwrap();
         assert!(rel.starts_with(|c: char| c.is_ascii_digit()), "{rel}");
         assert_eq!(

@@ -33,7 +33,7 @@ use std::time::{Duration, Instant};
 
 pub use kernel::{
     config_on, config_value, default_kernel_dir, default_memory_mb, headers_dir, is_debug_kernel,
-    kernel_release, linked_text_address,
+    kernel_release, linked_text_address, require_debug_kernel, require_stock_kernel,
 };
 pub use parse::{is_splat, splats, split_output, BENIGN_LINES, SPLAT_LINE_STARTS, SPLAT_PATTERNS};
 

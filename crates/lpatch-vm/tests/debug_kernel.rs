@@ -4,27 +4,15 @@
 //! module per checker (samples/debug-*), loaded in a guest, must leave the expected
 //! report in the kernel log.
 //!
-//! These tests only mean something on the debug kernel. On any other kernel (the stock
-//! one of `make test`: no lockdep, no KASAN) each prints "skipped: needs the debug
-//! kernel" and passes. The flavour is read from the kernel directory's `config`
-//! ([`is_debug_kernel`]: CONFIG_PROVE_LOCKING=y and CONFIG_KASAN=y). The modules come
-//! from `$LPATCH_BUILD/samples/<name>/` (built against the debug tree by the top
-//! Makefile).
+//! These tests only mean something on the debug kernel: their names hold
+//! `needs_debug_kernel`, so `make test-debug` runs them and `make test` skips them
+//! (README, "Tests"); selected on any other kernel, each fails
+//! ([`require_debug_kernel`]: the kernel directory's `config` has CONFIG_PROVE_LOCKING=y
+//! and CONFIG_KASAN=y). The modules come from `$LPATCH_BUILD/samples/<name>/` (built
+//! against the debug tree by the top Makefile).
 
-use lpatch_vm::{default_kernel_dir, is_debug_kernel, Vm, VmRun};
+use lpatch_vm::{require_debug_kernel, Vm, VmRun};
 use std::path::PathBuf;
-
-fn on_debug_kernel(test: &str) -> bool {
-    let dir = default_kernel_dir();
-    let yes = is_debug_kernel(&dir);
-    if !yes {
-        eprintln!(
-            "{test}: skipped: needs the debug kernel ({} is not)",
-            dir.display()
-        );
-    }
-    yes
-}
 
 /// `$LPATCH_BUILD/samples/<dir>/<dir>.ko`.
 fn sample_ko(dir: &str) -> PathBuf {
@@ -76,14 +64,12 @@ fn assert_caught(run: &VmRun, needles: &[&str]) {
 /// A clean guest of the debug kernel has no splat at all: the checkers' boot messages
 /// are no reports.
 #[test]
-fn debug_kernel_boots_clean() {
-    if !on_debug_kernel("debug_kernel_boots_clean") {
-        return;
-    }
+fn needs_debug_kernel_boots_clean() {
+    require_debug_kernel();
     let run = Vm::new().script("uname -r\n").timeout(180).run().unwrap();
     run.assert_ok();
     eprintln!(
-        "debug_kernel_boots_clean: {} MiB, boot {:?}, wall {:?}",
+        "needs_debug_kernel_boots_clean: {} MiB, boot {:?}, wall {:?}",
         Vm::new().memory_mb(),
         run.boot,
         run.wall
@@ -92,10 +78,8 @@ fn debug_kernel_boots_clean() {
 
 /// lockdep (PROVE_LOCKING): two mutexes taken in both orders.
 #[test]
-fn lock_inversion_is_caught() {
-    if !on_debug_kernel("lock_inversion_is_caught") {
-        return;
-    }
+fn needs_debug_kernel_lock_inversion_is_caught() {
+    require_debug_kernel();
     let run = load("debug-lockinv", "debug_lockinv");
     assert_caught(
         &run,
@@ -110,20 +94,16 @@ fn lock_inversion_is_caught() {
 
 /// KASAN: a read after kfree().
 #[test]
-fn use_after_free_is_caught() {
-    if !on_debug_kernel("use_after_free_is_caught") {
-        return;
-    }
+fn needs_debug_kernel_use_after_free_is_caught() {
+    require_debug_kernel();
     let run = load("debug-uaf", "debug_uaf");
     assert_caught(&run, &["BUG: KASAN: use-after-free in debug_uaf_init"]);
 }
 
 /// DEBUG_ATOMIC_SLEEP: a GFP_KERNEL allocation under a spinlock.
 #[test]
-fn sleep_in_atomic_is_caught() {
-    if !on_debug_kernel("sleep_in_atomic_is_caught") {
-        return;
-    }
+fn needs_debug_kernel_sleep_in_atomic_is_caught() {
+    require_debug_kernel();
     let run = load("debug-sleep", "debug_sleep");
     assert_caught(
         &run,

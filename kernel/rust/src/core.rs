@@ -385,7 +385,7 @@ impl Core {
                 let _ = ips.push_within_capacity(f.ip);
             }
         }
-        self.redirect.remove(Some(p.id), &ips);
+        self.redirect.remove(p.id, &ips);
         let p = &mut self.patches[i];
         for obj in &mut p.objects {
             obj.redirected = false;
@@ -450,10 +450,6 @@ impl Core {
         let syms = &self.syms;
         let p = &mut self.patches[i];
         let obj = &mut p.objects[oi];
-        if obj.module == Some(m) && obj.redirected {
-            // An enable that raced this load patched it already.
-            return Ok(());
-        }
         let r = m.try_get().ok_or(Error::ENODEV)?;
         resolve(syms, &p.name, obj, Target::Module(m))?;
         let mut entries = Vec::new();
@@ -472,7 +468,7 @@ impl Core {
         let obj = &mut p.objects[oi];
         if obj.redirected {
             match ips_of(obj) {
-                Ok(ips) => self.redirect.remove(Some(p.id), &ips),
+                Ok(ips) => self.redirect.remove(p.id, &ips),
                 Err(_) => pr_err!("out of memory unpatching {}", obj.display_name()),
             }
             obj.redirected = false;

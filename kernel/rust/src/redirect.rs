@@ -112,11 +112,6 @@ impl Redirector {
         self.records.binary_search_by_key(&ip, |r| r.ip)
     }
 
-    /// Number of functions redirected now.
-    pub fn len(&self) -> usize {
-        self.records.len()
-    }
-
     /// Publishes record `i`'s current target to the handler.
     fn publish_target(&self, i: usize) {
         let r = &self.records[i];
@@ -174,19 +169,15 @@ impl Redirector {
         Ok(())
     }
 
-    /// Removes `patch`'s redirection of each call site (wherever it sits in the stack);
-    /// with `patch` None, every patch's. Call sites left with no replacement leave the
-    /// ftrace filter and the table.
-    pub fn remove(&mut self, patch: Option<PatchId>, ips: &[usize]) {
+    /// Removes `patch`'s redirection of each call site (wherever it sits in the stack).
+    /// Call sites left with no replacement leave the ftrace filter and the table.
+    pub fn remove(&mut self, patch: PatchId, ips: &[usize]) {
         let mut emptied = 0;
         for &ip in ips {
             let Ok(i) = self.find(ip) else { continue };
             let r = &mut self.records[i];
             let before = r.stack.len();
-            match patch {
-                Some(p) => r.stack.retain(|&(q, _)| q != p),
-                None => r.stack.clear(),
-            }
+            r.stack.retain(|&(q, _)| q != patch);
             if r.stack.len() != before {
                 if r.stack.is_empty() {
                     emptied += 1;

@@ -70,17 +70,6 @@ impl<T> Retired<T> {
     pub fn free_after_grace(self) {
         drop(self)
     }
-
-    /// Frees it without waiting: only for a value readers never saw.
-    pub fn free_unpublished(self) {
-        let p = self.0;
-        core::mem::forget(self);
-        if !p.is_null() {
-            // SAFETY: the pointer came from Box::into_raw in `replace`, and no reader can
-            // hold it (the caller's contract).
-            drop(unsafe { Box::from_raw(p) });
-        }
-    }
 }
 
 impl<T> Drop for Retired<T> {
