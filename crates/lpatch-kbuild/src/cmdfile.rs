@@ -59,7 +59,11 @@ pub fn shell_words(s: &str) -> Vec<String> {
 
 /// The command line recorded for the object (`cmd_<obj> := …`).
 pub fn command_line(cmd_file: &str) -> Option<&str> {
-    cmd_file.lines().find_map(|l| l.strip_prefix("cmd_").and_then(|r| r.split_once(" := ")).map(|(_, c)| c))
+    cmd_file.lines().find_map(|l| {
+        l.strip_prefix("cmd_")
+            .and_then(|r| r.split_once(" := "))
+            .map(|(_, c)| c)
+    })
 }
 
 /// The compiler's invocation: the first `;`-separated part of the command.
@@ -79,11 +83,16 @@ pub fn bindgen_args(cmd_file: &str) -> Option<Vec<String>> {
                 out.push(w.clone());
                 out.push(it.next()?.clone());
             }
-            "-nostdinc" | "-m64" | "-mno-red-zone" | "-mcmodel=kernel" | "-fno-PIE" | "-mno-sse" | "-mno-mmx"
-            | "-mno-sse2" | "-mno-3dnow" | "-mno-avx" | "-mno-80387" => out.push(w.clone()),
+            "-nostdinc" | "-m64" | "-mno-red-zone" | "-mcmodel=kernel" | "-fno-PIE"
+            | "-mno-sse" | "-mno-mmx" | "-mno-sse2" | "-mno-3dnow" | "-mno-avx" | "-mno-80387" => {
+                out.push(w.clone())
+            }
             w if w.starts_with("-std=") => out.push(w.to_string()),
             w if w.starts_with("-I") => out.push(w.to_string()),
-            w if w.starts_with("-D") && !w.starts_with("-DKBUILD_") && !w.starts_with("-D__KBUILD_") => {
+            w if w.starts_with("-D")
+                && !w.starts_with("-DKBUILD_")
+                && !w.starts_with("-D__KBUILD_") =>
+            {
                 out.push(w.to_string())
             }
             _ => {}
@@ -96,7 +105,9 @@ pub fn bindgen_args(cmd_file: &str) -> Option<Vec<String>> {
 /// not run objtool (a kernel built without it).
 pub fn objtool_args(cmd_file: &str) -> Option<Vec<String>> {
     let cmd = command_line(cmd_file)?;
-    let part = cmd.split(" ; ").find(|p| p.trim_start().contains("objtool/objtool"))?;
+    let part = cmd
+        .split(" ; ")
+        .find(|p| p.trim_start().contains("objtool/objtool"))?;
     let mut words = shell_words(part);
     if words.is_empty() {
         return None;
@@ -117,7 +128,10 @@ mod tests {
 
     #[test]
     fn splits_like_sh() {
-        assert_eq!(shell_words(r#"a 'b c' "d\"e" f\ g -D'"x"'"#), vec!["a", "b c", "d\"e", "f g", "-D\"x\""]);
+        assert_eq!(
+            shell_words(r#"a 'b c' "d\"e" f\ g -D'"x"'"#),
+            vec!["a", "b c", "d\"e", "f g", "-D\"x\""]
+        );
         assert!(shell_words("   ").is_empty());
     }
 
@@ -147,7 +161,14 @@ mod tests {
     fn objtool_args_without_the_object() {
         assert_eq!(
             objtool_args(SAMPLE).unwrap(),
-            vec!["--hacks=jump_label", "--orc", "--retpoline", "--rethunk", "--sls", "--module"]
+            vec![
+                "--hacks=jump_label",
+                "--orc",
+                "--retpoline",
+                "--rethunk",
+                "--sls",
+                "--module"
+            ]
         );
     }
 

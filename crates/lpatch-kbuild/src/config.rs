@@ -24,8 +24,12 @@ impl KConfig {
             if line.starts_with('#') {
                 continue;
             }
-            let Some((key, value)) = line.split_once('=') else { continue };
-            let Some(name) = key.strip_prefix("CONFIG_") else { continue };
+            let Some((key, value)) = line.split_once('=') else {
+                continue;
+            };
+            let Some(name) = key.strip_prefix("CONFIG_") else {
+                continue;
+            };
             let value = match value {
                 "y" => Value::Yes,
                 "m" => Value::Module,

@@ -13,13 +13,19 @@ fn read(path: &str) -> Result<String, String> {
 
 fn run(args: &[String]) -> Result<Vec<String>, String> {
     let [verb, path] = args else {
-        return Err("usage: lpatch-kbuild target-spec|rustflags|bindgen-args|objtool-args FILE".into());
+        return Err(
+            "usage: lpatch-kbuild target-spec|rustflags|bindgen-args|objtool-args FILE".into(),
+        );
     };
     let text = read(path)?;
     match verb.as_str() {
-        "target-spec" => target::target_spec(&KConfig::parse(&text)).map(|s| vec![s]).map_err(|e| e.to_string()),
+        "target-spec" => target::target_spec(&KConfig::parse(&text))
+            .map(|s| vec![s])
+            .map_err(|e| e.to_string()),
         "rustflags" => Ok(target::rustflags(&KConfig::parse(&text))),
-        "bindgen-args" => cmdfile::bindgen_args(&text).ok_or_else(|| format!("{path}: no compiler command found")),
+        "bindgen-args" => {
+            cmdfile::bindgen_args(&text).ok_or_else(|| format!("{path}: no compiler command found"))
+        }
         "objtool-args" => Ok(cmdfile::objtool_args(&text).unwrap_or_default()),
         v => Err(format!("unknown verb {v}")),
     }

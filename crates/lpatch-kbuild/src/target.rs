@@ -31,10 +31,23 @@ impl std::fmt::Display for Unsupported {
 /// LLVM target features for this kernel.
 pub fn features(c: &KConfig) -> String {
     let mut f: Vec<&str> = vec![
-        "-mmx", "-sse", "-sse2", "-sse3", "-ssse3", "-sse4.1", "-sse4.2", "-avx", "-avx2", "+soft-float",
+        "-mmx",
+        "-sse",
+        "-sse2",
+        "-sse3",
+        "-ssse3",
+        "-sse4.1",
+        "-sse4.2",
+        "-avx",
+        "-avx2",
+        "+soft-float",
     ];
     if c.any_y(RETPOLINE) {
-        f.extend(["+retpoline-external-thunk", "+retpoline-indirect-branches", "+retpoline-indirect-calls"]);
+        f.extend([
+            "+retpoline-external-thunk",
+            "+retpoline-indirect-branches",
+            "+retpoline-indirect-calls",
+        ]);
     }
     if c.any_y(SLS) {
         f.extend(["+harden-sls-ijmp", "+harden-sls-ret"]);
@@ -70,13 +83,21 @@ pub fn target_spec(c: &KConfig) -> Result<String, Unsupported> {
 }}
 "#,
         features(c),
-        if c.is_y("FRAME_POINTER") { "always" } else { "may-omit" }
+        if c.is_y("FRAME_POINTER") {
+            "always"
+        } else {
+            "may-omit"
+        }
     ))
 }
 
 /// Codegen flags that go with the spec.
 pub fn rustflags(c: &KConfig) -> Vec<String> {
-    let mut f: Vec<&str> = vec!["-Cforce-unwind-tables=n", "-Cpanic=abort", "-Zdwarf-version=4"];
+    let mut f: Vec<&str> = vec![
+        "-Cforce-unwind-tables=n",
+        "-Cpanic=abort",
+        "-Zdwarf-version=4",
+    ];
     if c.any_y(RETPOLINE) {
         // An indirect jump through a table would bypass the retpoline thunks.
         f.push("-Cjump-tables=no");
@@ -112,12 +133,16 @@ mod tests {
         let spec = target_spec(&c).unwrap();
         assert!(!spec.contains("retpoline"));
         assert!(!spec.contains("sls"));
-        assert!(!rustflags(&c).iter().any(|f| f.contains("function-return") || f.contains("jump-tables")));
+        assert!(!rustflags(&c)
+            .iter()
+            .any(|f| f.contains("function-return") || f.contains("jump-tables")));
     }
 
     #[test]
     fn later_kernels_mitigation_names_count_too() {
-        let c = KConfig::parse("CONFIG_X86_64=y\nCONFIG_MITIGATION_RETHUNK=y\nCONFIG_MITIGATION_SLS=y\n");
+        let c = KConfig::parse(
+            "CONFIG_X86_64=y\nCONFIG_MITIGATION_RETHUNK=y\nCONFIG_MITIGATION_SLS=y\n",
+        );
         assert!(features(&c).contains("+harden-sls-ijmp"));
         assert!(rustflags(&c).contains(&"-Zfunction-return=thunk-extern".to_string()));
         assert!(!features(&c).contains("retpoline"));
@@ -126,14 +151,21 @@ mod tests {
     #[test]
     fn frame_pointer_kernels_keep_frame_pointers() {
         let c = KConfig::parse("CONFIG_X86_64=y\nCONFIG_FRAME_POINTER=y\n");
-        assert!(target_spec(&c).unwrap().contains(r#""frame-pointer": "always""#));
+        assert!(target_spec(&c)
+            .unwrap()
+            .contains(r#""frame-pointer": "always""#));
     }
 
     #[test]
     fn refuses_what_it_cannot_match() {
-        assert_eq!(target_spec(&KConfig::parse("CONFIG_ARM64=y\n")), Err(Unsupported::NotX86_64));
         assert_eq!(
-            target_spec(&KConfig::parse("CONFIG_X86_64=y\nCONFIG_X86_KERNEL_IBT=y\n")),
+            target_spec(&KConfig::parse("CONFIG_ARM64=y\n")),
+            Err(Unsupported::NotX86_64)
+        );
+        assert_eq!(
+            target_spec(&KConfig::parse(
+                "CONFIG_X86_64=y\nCONFIG_X86_KERNEL_IBT=y\n"
+            )),
             Err(Unsupported::Ibt)
         );
     }

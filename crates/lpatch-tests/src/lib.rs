@@ -8,17 +8,21 @@ use std::path::{Path, PathBuf};
 
 /// The build directory: $LPATCH_BUILD (set by the top Makefile), else <repo>/build/current.
 pub fn build_dir() -> PathBuf {
-    std::env::var_os("LPATCH_BUILD").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../build/current")
-    })
+    std::env::var_os("LPATCH_BUILD")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../build/current"))
 }
 
 /// Every .ko the build produced: the core and the samples.
 pub fn all_modules() -> Vec<PathBuf> {
     let b = build_dir();
     let mut out = vec![b.join("kernel/lpatch.ko")];
-    let samples = std::fs::read_dir(b.join("samples"))
-        .unwrap_or_else(|e| panic!("{}: {e} (run `make all` first)", b.join("samples").display()));
+    let samples = std::fs::read_dir(b.join("samples")).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run `make all` first)",
+            b.join("samples").display()
+        )
+    });
     for d in samples.flatten() {
         for f in std::fs::read_dir(d.path()).into_iter().flatten().flatten() {
             if f.path().extension().is_some_and(|e| e == "ko") {
@@ -82,12 +86,18 @@ impl Facts {
                 map.insert(k.to_string(), v.trim().to_string());
             }
         }
-        Facts { map, report: run.report() }
+        Facts {
+            map,
+            report: run.report(),
+        }
     }
 
     #[track_caller]
     pub fn get(&self, key: &str) -> &str {
-        self.map.get(key).map(String::as_str).unwrap_or_else(|| panic!("no @{key} line\n{}", self.report))
+        self.map
+            .get(key)
+            .map(String::as_str)
+            .unwrap_or_else(|| panic!("no @{key} line\n{}", self.report))
     }
 
     /// Asserts the value of `key` equals `want`.
@@ -102,7 +112,11 @@ impl Facts {
     pub fn has(&self, key: &str, parts: &[&str]) {
         let got = self.get(key);
         for p in parts {
-            assert!(got.contains(p), "@{key} = {got:?} lacks {p:?}\n{}", self.report);
+            assert!(
+                got.contains(p),
+                "@{key} = {got:?} lacks {p:?}\n{}",
+                self.report
+            );
         }
     }
 
@@ -111,8 +125,16 @@ impl Facts {
     #[track_caller]
     pub fn failed(&self, key: &str, err: &str) {
         let got = self.get(key);
-        assert!(!got.starts_with("rc=0"), "@{key} should have failed: {got:?}\n{}", self.report);
-        assert!(got.contains(err), "@{key} = {got:?} lacks {err:?}\n{}", self.report);
+        assert!(
+            !got.starts_with("rc=0"),
+            "@{key} should have failed: {got:?}\n{}",
+            self.report
+        );
+        assert!(
+            got.contains(err),
+            "@{key} = {got:?} lacks {err:?}\n{}",
+            self.report
+        );
     }
 
     /// Asserts `insmod` of `key` failed with errno `n`: busybox's insmod exits with the
@@ -120,13 +142,21 @@ impl Facts {
     #[track_caller]
     pub fn errno(&self, key: &str, n: i32) {
         let got = self.get(key);
-        assert!(got.starts_with(&format!("rc={n} ")), "@{key} = {got:?}, wanted errno {n}\n{}", self.report);
+        assert!(
+            got.starts_with(&format!("rc={n} ")),
+            "@{key} = {got:?}, wanted errno {n}\n{}",
+            self.report
+        );
     }
 
     #[track_caller]
     pub fn ok(&self, key: &str) {
         let got = self.get(key);
-        assert!(got.starts_with("rc=0"), "@{key} should have succeeded: {got:?}\n{}", self.report);
+        assert!(
+            got.starts_with("rc=0"),
+            "@{key} should have succeeded: {got:?}\n{}",
+            self.report
+        );
     }
 
     /// A hex address value ("0xffff..." or "ffff...").
@@ -141,10 +171,17 @@ impl Facts {
 /// Asserts the kernel log has `line` (a substring of one line).
 #[track_caller]
 pub fn log_has(run: &VmRun, line: &str) {
-    assert!(run.kernel_log.lines().any(|l| l.contains(line)), "kernel log lacks {line:?}\n{}", run.report());
+    assert!(
+        run.kernel_log.lines().any(|l| l.contains(line)),
+        "kernel log lacks {line:?}\n{}",
+        run.report()
+    );
 }
 
 /// TAINT_LIVEPATCH ('K') in a /proc/sys/kernel/tainted value.
 pub fn tainted_k(v: &str) -> bool {
-    v.trim().parse::<u64>().map(|t| t & (1 << 15) != 0).unwrap_or(false)
+    v.trim()
+        .parse::<u64>()
+        .map(|t| t & (1 << 15) != 0)
+        .unwrap_or(false)
 }

@@ -38,12 +38,28 @@ fn expected_line(line: &str) -> bool {
 #[test]
 fn needs_debug_kernel_every_allocation_failure_refuses_whole_or_applies_whole() {
     let dir = require_debug_kernel();
-    assert!(config_on(&dir, "CONFIG_FAILSLAB"), "{} has no CONFIG_FAILSLAB", dir.display());
+    assert!(
+        config_on(&dir, "CONFIG_FAILSLAB"),
+        "{} has no CONFIG_FAILSLAB",
+        dir.display()
+    );
     let run = vm(Boot::Pvh, SCRIPT).run().unwrap();
     let f = Facts::of(&run);
-    assert!(!run.timed_out && run.status == Some(0), "script failed\n{}", f.report);
-    let unexpected: Vec<String> = run.splats().into_iter().filter(|l| !expected_line(l)).collect();
-    assert!(unexpected.is_empty(), "kernel log not clean: {unexpected:#?}\n{}", f.report);
+    assert!(
+        !run.timed_out && run.status == Some(0),
+        "script failed\n{}",
+        f.report
+    );
+    let unexpected: Vec<String> = run
+        .splats()
+        .into_iter()
+        .filter(|l| !expected_line(l))
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "kernel log not clean: {unexpected:#?}\n{}",
+        f.report
+    );
 
     // The walk's own account, one line per N.
     let steps: Vec<&str> = run
@@ -51,17 +67,31 @@ fn needs_debug_kernel_every_allocation_failure_refuses_whole_or_applies_whole() 
         .lines()
         .filter_map(|l| l.split_once("lp_test_a: walk ").map(|(_, r)| r))
         .collect();
-    let last = steps.last().unwrap_or_else(|| panic!("no walk lines\n{}", f.report));
-    assert!(last.ends_with(": not reached, returned 0"), "walk ended {last:?}\n{}", f.report);
+    let last = steps
+        .last()
+        .unwrap_or_else(|| panic!("no walk lines\n{}", f.report));
+    assert!(
+        last.ends_with(": not reached, returned 0"),
+        "walk ended {last:?}\n{}",
+        f.report
+    );
     let (mut refused, mut absorbed) = (0, 0);
     for (i, s) in steps[..steps.len() - 1].iter().enumerate() {
         let n = i + 1;
-        assert!(s.starts_with(&format!("{n}: ")), "step {n} is {s:?}\n{}", f.report);
+        assert!(
+            s.starts_with(&format!("{n}: ")),
+            "step {n} is {s:?}\n{}",
+            f.report
+        );
         if s.ends_with(": absorbed, disable 0, unregister 0") {
             absorbed += 1;
         } else {
             // ENOMEM, and the patch was not left registered (unregister: -EINVAL).
-            assert!(s.ends_with(": returned -12, unregister then -22"), "step {n}: {s:?}\n{}", f.report);
+            assert!(
+                s.ends_with(": returned -12, unregister then -22"),
+                "step {n}: {s:?}\n{}",
+                f.report
+            );
             refused += 1;
         }
     }
@@ -69,8 +99,16 @@ fn needs_debug_kernel_every_allocation_failure_refuses_whole_or_applies_whole() 
         "alloc_failure: {} slab allocations in register + enable; {refused} refused whole, {absorbed} absorbed",
         steps.len() - 1
     );
-    assert!(refused > 0, "no allocation failure was refused\n{}", f.report);
-    assert!(run.kernel_log.contains("nothing of it is applied"), "no log line names the cause\n{}", f.report);
+    assert!(
+        refused > 0,
+        "no allocation failure was refused\n{}",
+        f.report
+    );
+    assert!(
+        run.kernel_log.contains("nothing of it is applied"),
+        "no log line names the cause\n{}",
+        f.report
+    );
     f.ok("walk");
     f.eq("enabled", "1");
     f.eq("cmdline", "lp_test_a");

@@ -50,16 +50,28 @@ fn bad_api_inputs_are_refused_with_errno_log_and_nothing_left() {
         f.eq(&format!("left-bad{b}"), clean);
     }
     log_has(&run, "lpatch: register: NULL patch");
-    log_has(&run, "lpatch: register: patch->mod is NULL (set it to THIS_MODULE)");
+    log_has(
+        &run,
+        "lpatch: register: patch->mod is NULL (set it to THIS_MODULE)",
+    );
     log_has(&run, "lpatch: register: patch lp_test_a: objs is NULL");
     log_has(&run, "has funcs == NULL");
-    log_has(&run, "lpatch: patch lp_test_a: function cmdline_proc_show has new_func == NULL");
+    log_has(
+        &run,
+        "lpatch: patch lp_test_a: function cmdline_proc_show has new_func == NULL",
+    );
     f.errno("missing", 2);
-    log_has(&run, "lpatch: patch lp_test_a: function no_such_function not found in vmlinux");
+    log_has(
+        &run,
+        "lpatch: patch lp_test_a: function no_such_function not found in vmlinux",
+    );
     f.errno("ambiguous", 22);
     log_has(&run, &format!("lpatch: patch lp_test_a: function {DUP} is ambiguous in vmlinux: 2 symbols have that name"));
     f.errno("sympos-big", 2);
-    log_has(&run, &format!("function {DUP} has old_sympos 3 but vmlinux has only 2 symbol(s)"));
+    log_has(
+        &run,
+        &format!("function {DUP} has old_sympos 3 but vmlinux has only 2 symbol(s)"),
+    );
     f.errno("modaddr", 22);
     log_has(&run, "old_addr is for vmlinux only");
     f.errno("untraceable", 22);
@@ -68,11 +80,26 @@ fn bad_api_inputs_are_refused_with_errno_log_and_nothing_left() {
     // One good function and one bad: none applied.
     f.errno("second-bad", 2);
     f.errno("listed-twice", 22);
-    log_has(&run, "lpatch: patch lp_test_a: function cmdline_proc_show is listed twice in vmlinux");
-    for k in ["missing", "ambiguous", "sympos-big", "modaddr", "untraceable", "second-bad", "listed-twice"] {
+    log_has(
+        &run,
+        "lpatch: patch lp_test_a: function cmdline_proc_show is listed twice in vmlinux",
+    );
+    for k in [
+        "missing",
+        "ambiguous",
+        "sympos-big",
+        "modaddr",
+        "untraceable",
+        "second-bad",
+        "listed-twice",
+    ] {
         f.eq(&format!("left-{k}"), clean);
     }
-    assert!(!tainted_k(f.get("taint0")), "K without a patch\n{}", f.report);
+    assert!(
+        !tainted_k(f.get("taint0")),
+        "K without a patch\n{}",
+        f.report
+    );
     // Registered twice: -EEXIST, the first registration unharmed.
     f.ok("twice");
     log_has(&run, "lp_test_a: second register: -17");
@@ -94,10 +121,19 @@ fn bad_api_inputs_are_refused_with_errno_log_and_nothing_left() {
 
 /// Link-time address of the second `DUP` (a PVH boot runs at the link address).
 fn link_address_of_second_dup() -> u64 {
-    let run = vm(Boot::Pvh, &format!("show dup grep ' {DUP}$' /proc/kallsyms")).run().unwrap();
+    let run = vm(
+        Boot::Pvh,
+        &format!("show dup grep ' {DUP}$' /proc/kallsyms"),
+    )
+    .run()
+    .unwrap();
     run.assert_ok();
     let f = Facts::of(&run);
-    let addrs: Vec<&str> = f.get("dup").split_whitespace().filter(|w| w.len() == 16).collect();
+    let addrs: Vec<&str> = f
+        .get("dup")
+        .split_whitespace()
+        .filter(|w| w.len() == 16)
+        .collect();
     assert_eq!(addrs.len(), 2, "{}", f.report);
     u64::from_str_radix(addrs[1], 16).unwrap()
 }
@@ -130,9 +166,13 @@ show traced traced {DUP}
         .collect();
     assert_eq!(addrs.len(), 2, "{}", f.report);
     // KASLR really moved the kernel, so a missing offset cannot pass unnoticed.
-    assert_ne!(addrs[1], link, "KASLR did not move the kernel this boot\n{}", f.report);
+    assert_ne!(
+        addrs[1], link,
+        "KASLR did not move the kernel this boot\n{}",
+        f.report
+    );
     f.errno("wrong", 22);
-    log_has(&run, &format!("is not that function in vmlinux"));
+    log_has(&run, "is not that function in vmlinux");
     f.eq("left-wrong", "dir= mod= traced=0");
     f.ok("sympos");
     f.eq("sympos-dirs", &format!("{DUP},2"));

@@ -53,7 +53,11 @@ fn vmlinux_patch_sysfs_disable_enable_and_bad_writes() {
     let f = Facts::of(&run);
     // The in-kernel core owns /sys/kernel/livepatch here, so lpatch uses /sys/kernel/lpatch.
     f.eq("livepatch-dir", "/sys/kernel/livepatch");
-    assert!(!tainted_k(f.get("taint0")), "K before any patch\n{}", f.report);
+    assert!(
+        !tainted_k(f.get("taint0")),
+        "K before any patch\n{}",
+        f.report
+    );
     // The core's ftrace_ops is registered for its lifetime on its own anchor function
     // (so disabling the last patch is a filter update, not an unregister).
     f.has("anchor", &["lpatch_ftrace_anchor [lpatch] (1)", "tramp:"]);
@@ -66,7 +70,11 @@ fn vmlinux_patch_sysfs_disable_enable_and_bad_writes() {
     assert_eq!(f.addr("old_addr"), f.addr("sym_old"), "{}", f.report);
     assert_eq!(f.addr("new_addr"), f.addr("sym_new"), "{}", f.report);
     f.eq("traced1", "1");
-    assert!(tainted_k(f.get("taint1")), "no K after enable\n{}", f.report);
+    assert!(
+        tainted_k(f.get("taint1")),
+        "no K after enable\n{}",
+        f.report
+    );
     // Everything but exactly 0 or 1 (plus one newline) is refused; so is the current state.
     for i in 1..=10 {
         f.failed(&format!("bad{i}"), "Invalid argument");
@@ -90,7 +98,10 @@ fn vmlinux_patch_sysfs_disable_enable_and_bad_writes() {
     f.eq("still", "/sys/module/livepatch_sample");
     assert!(f.get("refcnt").parse::<u32>().unwrap() >= 1);
     log_has(&run, "lpatch: enabled patch livepatch_sample (1 function)");
-    log_has(&run, "lpatch: patch livepatch_sample: enabled: invalid value");
+    log_has(
+        &run,
+        "lpatch: patch livepatch_sample: enabled: invalid value",
+    );
     log_has(&run, "lpatch: patch livepatch_sample is already enabled");
     log_has(&run, "lpatch: patch livepatch_sample is not enabled");
 }

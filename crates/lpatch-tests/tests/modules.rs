@@ -73,7 +73,10 @@ fn module_patched_when_loaded_before_and_after() {
     f.eq("traced4", "0");
     // ...until it loads: patched on arrival, reference taken.
     f.ok("tload2");
-    log_has(&run, "lpatch: patch lp_test_a: patched module lpt_target as it loads (1 function)");
+    log_has(
+        &run,
+        "lpatch: patch lp_test_a: patched module lpt_target as it loads (1 function)",
+    );
     f.eq("msg5", "patched by lp_test_a");
     f.eq("ref5", &(ref0 + 1).to_string());
     assert_eq!(f.addr("old5"), f.addr("sym5"), "{}", f.report);
@@ -125,7 +128,10 @@ fn module_loaded_after_its_patch_init_failure_forced_unload_and_refusal() {
     // Its init ran with the patch already in place, then failed: the module went away
     // despite our reference, and nothing of it is left in ftrace or sysfs.
     f.errno("failinit", 11); // EAGAIN, from its init
-    log_has(&run, "lpt_target: init sees message 'patched by lp_test_a', failing on request");
+    log_has(
+        &run,
+        "lpt_target: init sees message 'patched by lp_test_a', failing on request",
+    );
     f.eq("traced1", "0");
     f.eq("old1", "0x0");
     assert!(f.get("gone1").contains("No such file"), "{}", f.report);
@@ -139,7 +145,11 @@ fn module_loaded_after_its_patch_init_failure_forced_unload_and_refusal() {
     f.eq("old3", "0x0");
     f.eq("enabled3", "1");
     let taint: u64 = f.get("taint3").parse().unwrap();
-    assert!(taint & (1 << 3) != 0, "forced unload taints R\n{}", f.report);
+    assert!(
+        taint & (1 << 3) != 0,
+        "forced unload taints R\n{}",
+        f.report
+    );
     // It comes back and is patched again.
     f.ok("tload4");
     f.eq("msg4", "patched by lp_test_a");
@@ -150,8 +160,14 @@ fn module_loaded_after_its_patch_init_failure_forced_unload_and_refusal() {
     f.ok("load-b");
     f.eq("enabled-b", "1");
     f.errno("refused", 2); // ENOENT
-    log_has(&run, "lpatch: patch lp_test_b: function no_such_function not found in lpt_target");
-    log_has(&run, "lpatch: refusing to load module lpt_target: patch lp_test_b cannot patch it");
+    log_has(
+        &run,
+        "lpatch: patch lp_test_b: function no_such_function not found in lpt_target",
+    );
+    log_has(
+        &run,
+        "lpatch: refusing to load module lpt_target: patch lp_test_b cannot patch it",
+    );
     assert!(f.get("gone6").contains("No such file"), "{}", f.report);
     f.eq("traced6", "");
 }

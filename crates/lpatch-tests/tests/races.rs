@@ -77,7 +77,11 @@ fn concurrent_writers_and_module_load_unload_loops_end_consistent() {
     f.ok("a");
     f.eq("bad", "0");
     let loads: u32 = f.get("loads").parse().unwrap();
-    assert!(loads >= rounds / 2, "the target loaded only {loads} times in {rounds} rounds\n{}", f.report);
+    assert!(
+        loads >= rounds / 2,
+        "the target loaded only {loads} times in {rounds} rounds\n{}",
+        f.report
+    );
     // The race window: a module's arrival racing the flip loop. Both sides of it must be
     // hit, often enough to count: the target arriving while its patch is enabled (the core
     // patches it as it loads, and says so) and while it is disabled. (What /proc reads a
@@ -94,7 +98,11 @@ fn concurrent_writers_and_module_load_unload_loops_end_consistent() {
         loads - arrivals.min(loads),
         f.get("patched")
     );
-    assert!(arrivals >= 5, "the target arrived while its patch was enabled only {arrivals} times\n{}", f.report);
+    assert!(
+        arrivals >= 5,
+        "the target arrived while its patch was enabled only {arrivals} times\n{}",
+        f.report
+    );
     assert!(
         loads >= arrivals + 5,
         "the target arrived while its patch was disabled only {} times\n{}",

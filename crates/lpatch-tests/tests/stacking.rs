@@ -53,7 +53,11 @@ fn stacked_patches_last_enabled_wins_and_unwinds_in_order() {
     f.ok("a-off2");
     f.eq("c5", "this has been live patched");
     f.ok("s-off2");
-    assert!(!f.get("c6").contains("live patched") && !f.get("c6").contains("lp_test"), "{}", f.report);
+    assert!(
+        !f.get("c6").contains("live patched") && !f.get("c6").contains("lp_test"),
+        "{}",
+        f.report
+    );
     f.eq("traced6", "0");
     // Re-enabled in another order: the last enabled wins again.
     f.ok("a-on");
@@ -61,7 +65,10 @@ fn stacked_patches_last_enabled_wins_and_unwinds_in_order() {
     f.eq("c7", "this has been live patched");
     // lp_test_c enables, then its init fails: its module is freed, so its patch must go.
     f.errno("c", 11);
-    log_has(&run, "patch module lp_test_c is going away with its patch enabled: removing the patch");
+    log_has(
+        &run,
+        "patch module lp_test_c is going away with its patch enabled: removing the patch",
+    );
     f.eq("c8", "this has been live patched");
     assert!(!f.get("cdir").contains("lp_test_c"), "{}", f.report);
     f.eq("traced8", "1");

@@ -30,7 +30,10 @@ impl TempDir {
         let path = std::env::temp_dir().join(format!("lpatch-setup-{tag}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&path);
         std::fs::create_dir_all(&path).unwrap();
-        TempDir { path, mounted: false }
+        TempDir {
+            path,
+            mounted: false,
+        }
     }
 
     /// A tmpfs of `mib` MiB mounted on this directory: a small disk.
@@ -76,7 +79,9 @@ fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut c = Command::new(program);
     for (k, _) in std::env::vars_os() {
         let k = k.to_string_lossy().into_owned();
-        if k.starts_with("LPATCH_") || ["MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"].contains(&k.as_str()) {
+        if k.starts_with("LPATCH_")
+            || ["MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES"].contains(&k.as_str())
+        {
             c.env_remove(&k);
         }
     }
@@ -100,11 +105,18 @@ fn resolved_abi(apt_config: Option<&Path>) -> String {
         c.env("APT_CONFIG", cfg);
     }
     let out = c.output().unwrap();
-    assert!(out.status.success(), "{}", report("apt-cache depends", &out));
+    assert!(
+        out.status.success(),
+        "{}",
+        report("apt-cache depends", &out)
+    );
     text(&out.stdout)
         .lines()
         .find_map(|l| {
-            let dep = l.trim().strip_prefix("Depends: ")?.trim_matches(|c| c == '<' || c == '>');
+            let dep = l
+                .trim()
+                .strip_prefix("Depends: ")?
+                .trim_matches(|c| c == '<' || c == '>');
             dep.strip_prefix("linux-headers-").map(str::to_string)
         })
         .unwrap_or_else(|| panic!("no headers dependency in {}", text(&out.stdout)))
@@ -154,7 +166,10 @@ fn disown_indexes(release: &str) -> String {
         .map(|l| {
             let f: Vec<&str> = l.split_whitespace().collect();
             match f[..] {
-                [hash, _, path] if path.contains("binary-amd64/Packages") && hash.bytes().all(|b| b.is_ascii_hexdigit()) => {
+                [hash, _, path]
+                    if path.contains("binary-amd64/Packages")
+                        && hash.bytes().all(|b| b.is_ascii_hexdigit()) =>
+                {
                     l.replacen(hash, &"0".repeat(hash.len()), 1)
                 }
                 _ => l.to_string(),
@@ -183,11 +198,21 @@ fn setup_with_stale_package_lists_ends_with_the_current_kernel() {
         let dest = if name.contains("_Packages") {
             // apt-helper reads any compression apt writes (lz4, gz, xz, none); the edited
             // index is written uncompressed, which apt reads as well.
-            let out = Command::new("/usr/lib/apt/apt-helper").arg("cat-file").arg(e.path()).output().unwrap();
-            assert!(out.status.success(), "{}", report("apt-helper cat-file", &out));
+            let out = Command::new("/usr/lib/apt/apt-helper")
+                .arg("cat-file")
+                .arg(e.path())
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                report("apt-helper cat-file", &out)
+            );
             let (stale, n) = make_stale(&text(&out.stdout));
             edited += n;
-            let plain = ["lz4", "gz", "xz"].iter().fold(name.as_str(), |n, ext| n.trim_end_matches(&format!(".{ext}")[..]));
+            let plain = ["lz4", "gz", "xz"].iter().fold(name.as_str(), |n, ext| {
+                n.trim_end_matches(&format!(".{ext}")[..])
+            });
             let dest = lists.join(plain);
             std::fs::write(&dest, stale).unwrap();
             dest
@@ -195,7 +220,11 @@ fn setup_with_stale_package_lists_ends_with_the_current_kernel() {
             // The old Release's hashes are what an update compares the new ones with: made
             // to differ for the indexes, they no longer vouch for them, and apt fetches them.
             let dest = lists.join(&name);
-            std::fs::write(&dest, disown_indexes(&std::fs::read_to_string(e.path()).unwrap())).unwrap();
+            std::fs::write(
+                &dest,
+                disown_indexes(&std::fs::read_to_string(e.path()).unwrap()),
+            )
+            .unwrap();
             dest
         } else {
             let dest = lists.join(&name);
@@ -203,10 +232,17 @@ fn setup_with_stale_package_lists_ends_with_the_current_kernel() {
             dest
         };
         // Old, as a fresh image's lists are: an update's If-Modified-Since gets new ones.
-        let st = Command::new("touch").args(["-d", "2023-06-10"]).arg(&dest).status().unwrap();
+        let st = Command::new("touch")
+            .args(["-d", "2023-06-10"])
+            .arg(&dest)
+            .status()
+            .unwrap();
         assert!(st.success());
     }
-    assert!(edited > 0, "no linux-headers-amd64 stanza in /var/lib/apt/lists");
+    assert!(
+        edited > 0,
+        "no linux-headers-amd64 stanza in /var/lib/apt/lists"
+    );
     let cfg = tmp.path.join("apt.conf");
     std::fs::write(
         &cfg,
@@ -216,16 +252,29 @@ fn setup_with_stale_package_lists_ends_with_the_current_kernel() {
         ),
     )
     .unwrap();
-    assert_eq!(resolved_abi(Some(&cfg)), STALE_ABI, "the staged lists are not stale");
+    assert_eq!(
+        resolved_abi(Some(&cfg)),
+        STALE_ABI,
+        "the staged lists are not stale"
+    );
 
     let out = clean_command("bash")
         .arg(repo().join("scripts/setup.sh"))
         .env("APT_CONFIG", &cfg)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", report("setup.sh with stale lists", &out));
+    assert!(
+        out.status.success(),
+        "{}",
+        report("setup.sh with stale lists", &out)
+    );
     let kver = printed_kver(&out).unwrap_or_else(|| panic!("{}", report("no KVER", &out)));
-    assert_ne!(kver, STALE_ABI, "{}", report("setup kept the stale version", &out));
+    assert_ne!(
+        kver,
+        STALE_ABI,
+        "{}",
+        report("setup kept the stale version", &out)
+    );
     // The staged lists were refreshed, and agree with the system's (fresh) ones.
     assert_eq!(resolved_abi(Some(&cfg)), kver);
     assert_eq!(resolved_abi(None), kver);
@@ -242,7 +291,12 @@ fn setup_stops_before_downloading_when_the_disk_is_short() {
         .output()
         .unwrap();
     let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{}", report("setup.sh on a small disk", &out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        report("setup.sh on a small disk", &out)
+    );
     assert!(
         err.contains("setup: not enough free disk for downloading and unpacking linux-image-")
             && err.contains("short by ")
@@ -250,7 +304,9 @@ fn setup_stops_before_downloading_when_the_disk_is_short() {
         "{}",
         report("setup.sh's message", &out)
     );
-    let left: Vec<_> = std::fs::read_dir(disk.path.join("kernel")).unwrap().collect();
+    let left: Vec<_> = std::fs::read_dir(disk.path.join("kernel"))
+        .unwrap()
+        .collect();
     assert!(left.is_empty(), "setup left {left:?}");
 }
 
@@ -265,7 +321,12 @@ fn debug_kernel_build_stops_before_unpacking_when_the_disk_is_short() {
         .output()
         .unwrap();
     let err = text(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{}", report("debug-kernel.sh on a small disk", &out));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        report("debug-kernel.sh on a small disk", &out)
+    );
     assert!(
         err.contains("debug-kernel: not enough free disk for unpacking linux-source-6.1")
             && err.contains("short by "),
@@ -303,7 +364,18 @@ fn fresh_clone_first_make_all_creates_build_current_only() {
     let tmp = TempDir::new("clone");
     let clone = tmp.path.join("lpatch");
     let cache = tmp.path.join("cache");
-    let ls = Command::new("git").arg("-C").arg(repo()).args(["ls-files", "-z", "--cached", "--others", "--exclude-standard"]).output().unwrap();
+    let ls = Command::new("git")
+        .arg("-C")
+        .arg(repo())
+        .args([
+            "ls-files",
+            "-z",
+            "--cached",
+            "--others",
+            "--exclude-standard",
+        ])
+        .output()
+        .unwrap();
     assert!(ls.status.success(), "{}", report("git ls-files", &ls));
     let mut tracked: Vec<PathBuf> = Vec::new();
     for f in ls.stdout.split(|&b| b == 0).filter(|f| !f.is_empty()) {
@@ -317,9 +389,17 @@ fn fresh_clone_first_make_all_creates_build_current_only() {
         tracked.push(clone.join(&rel));
     }
     let real = lpatch_vm::default_kernel_dir().canonicalize().unwrap();
-    let kver = std::fs::read_to_string(real.join("version")).unwrap().trim().to_string();
+    let kver = std::fs::read_to_string(real.join("version"))
+        .unwrap()
+        .trim()
+        .to_string();
     std::fs::create_dir_all(cache.join("kernel")).unwrap();
-    let st = Command::new("cp").arg("-a").arg(&real).arg(cache.join("kernel").join(&kver)).status().unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(&real)
+        .arg(cache.join("kernel").join(&kver))
+        .status()
+        .unwrap();
     assert!(st.success());
 
     let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target");
@@ -331,16 +411,29 @@ fn fresh_clone_first_make_all_creates_build_current_only() {
         .env("CARGO_TARGET_DIR", target.canonicalize().unwrap())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", report("make all in a fresh clone", &out));
+    assert!(
+        out.status.success(),
+        "{}",
+        report("make all in a fresh clone", &out)
+    );
 
     let current = clone.join("build/current");
-    let link = std::fs::read_link(&current).unwrap_or_else(|e| panic!("build/current: {e}\n{}", report("make all", &out)));
+    let link = std::fs::read_link(&current)
+        .unwrap_or_else(|e| panic!("build/current: {e}\n{}", report("make all", &out)));
     assert_eq!(link, PathBuf::from(format!("linux-headers-{kver}")));
     assert!(current.join("kernel/lpatch.ko").is_file());
-    assert!(current.join("samples/livepatch-sample/livepatch-sample.ko").is_file());
-    assert_eq!(std::fs::read_link(cache.join("kernel/current")).unwrap(), PathBuf::from(&kver));
+    assert!(current
+        .join("samples/livepatch-sample/livepatch-sample.ko")
+        .is_file());
+    assert_eq!(
+        std::fs::read_link(cache.join("kernel/current")).unwrap(),
+        PathBuf::from(&kver)
+    );
     let mut found = Vec::new();
     files_below(&clone, &clone.join("build"), &mut found);
     let stray: Vec<_> = found.into_iter().filter(|f| !tracked.contains(f)).collect();
-    assert!(stray.is_empty(), "make all left files outside build/: {stray:?}");
+    assert!(
+        stray.is_empty(),
+        "make all left files outside build/: {stray:?}"
+    );
 }

@@ -43,7 +43,9 @@ static CORE: CoreLock<Option<Core>> = CoreLock::new(None);
 /// because removing a sysfs directory waits for its running callbacks, which take the lock.
 pub fn with_core<R>(f: impl FnOnce(&mut Core) -> Result<R>) -> Result<R> {
     let mut guard = CORE.lock();
-    let Some(core) = guard.as_mut() else { return Err(Error::ENODEV) };
+    let Some(core) = guard.as_mut() else {
+        return Err(Error::ENODEV);
+    };
     let r = f(core);
     let dead = core::mem::take(&mut core.graveyard);
     drop(guard);
@@ -55,7 +57,11 @@ pub fn with_core<R>(f: impl FnOnce(&mut Core) -> Result<R>) -> Result<R> {
 pub fn init() -> Result {
     let syms = Kallsyms::init()?;
     // Debian's kernel has the in-kernel livepatch core, which owns /sys/kernel/livepatch.
-    let root_name = if crate::kernel::sysfs::kernel_has_dir(c"livepatch") { "lpatch" } else { "livepatch" };
+    let root_name = if crate::kernel::sysfs::kernel_has_dir(c"livepatch") {
+        "lpatch"
+    } else {
+        "livepatch"
+    };
     let root = Dir::under_kernel(root_name)?;
     let anchor = syms.ftrace_location(ftrace::anchor_addr()).ok_or_else(|| {
         pr_err!("the glue's anchor function is not traceable: is this kernel built with ftrace?");
@@ -88,7 +94,10 @@ pub fn exit() {
     if let Some(mut core) = core {
         drop(core.notifier.take());
         if !core.patches.is_empty() {
-            pr_err!("unloading with {} patches registered (forced unload?): leaking them", core.patches.len());
+            pr_err!(
+                "unloading with {} patches registered (forced unload?): leaking them",
+                core.patches.len()
+            );
             core::mem::forget(core::mem::take(&mut core.patches));
         }
         drop(core);
@@ -103,7 +112,10 @@ pub fn unregister(key: usize) -> Result {
     with_core(|c| {
         let i = c.index_of_key(key, "unregister")?;
         if c.patches[i].enabled {
-            pr_err!("cannot unregister patch {}: it is enabled (disable it first)", c.patches[i].name);
+            pr_err!(
+                "cannot unregister patch {}: it is enabled (disable it first)",
+                c.patches[i].name
+            );
             return Err(Error::EBUSY);
         }
         let p = c.patches.remove(i);
@@ -198,7 +210,12 @@ impl Core {
                 return Err(Error::EINVAL);
             }
             if let Some(f) = o.funcs.iter().find(|f| o.name.is_some() && f.old_addr != 0) {
-                pr_err!("patch {}: function {} in module {}: old_addr is for vmlinux only", name, f.old_name, oname);
+                pr_err!(
+                    "patch {}: function {} in module {}: old_addr is for vmlinux only",
+                    name,
+                    f.old_name,
+                    oname
+                );
                 return Err(Error::EINVAL);
             }
             // Sorted by (name, sympos), a function listed twice sits next to its twin: this
@@ -263,7 +280,9 @@ impl Core {
     fn patchable_module(&self, name: &str) -> Result<Option<ModRef>> {
         let cname = try_format(format_args!("{}\0", name))?;
         let cstr = core::ffi::CStr::from_bytes_with_nul(cname.as_bytes()).map_err(|_| Error::EINVAL)?;
-        Ok(find_loaded(&self.syms, cstr, |m, live| live || self.arrived.contains(&m)))
+        Ok(find_loaded(&self.syms, cstr, |m, live| {
+            live || self.arrived.contains(&m)
+        }))
     }
 
     fn make_dirs(&self, p: &mut Patch) -> Result {
@@ -374,7 +393,12 @@ impl Core {
         if let Some(&top) = self.stack.last() {
             if top != p.id {
                 let later = self.index_of_id(top).map_or("?", |j| self.patches[j].name.as_str());
-                pr_err!("cannot disable patch {}: patch {} was enabled after it; disable {} first", p.name, later, later);
+                pr_err!(
+                    "cannot disable patch {}: patch {} was enabled after it; disable {} first",
+                    p.name,
+                    later,
+                    later
+                );
                 return Err(Error::EBUSY);
             }
         }
@@ -415,18 +439,33 @@ impl Core {
     }
 
     fn apply_to_coming(&mut self, m: ModPtr, name: &str) -> Result {
-        if !self.patches.iter().any(|p| p.objects.iter().any(|o| o.name.as_deref() == Some(name))) {
+        if !self
+            .patches
+            .iter()
+            .any(|p| p.objects.iter().any(|o| o.name.as_deref() == Some(name)))
+        {
             return Ok(());
         }
         let mut done: Vec<(usize, usize)> = Vec::new();
         done.try_reserve(self.patches.len()).map_err(|_| Error::ENOMEM)?;
         for s in 0..self.stack.len() {
-            let Some(i) = self.index_of_id(self.stack[s]) else { continue };
-            let Some(oi) = self.patches[i].objects.iter().position(|o| o.name.as_deref() == Some(name)) else {
+            let Some(i) = self.index_of_id(self.stack[s]) else {
+                continue;
+            };
+            let Some(oi) = self.patches[i]
+                .objects
+                .iter()
+                .position(|o| o.name.as_deref() == Some(name))
+            else {
                 continue;
             };
             if let Err(e) = self.patch_coming(i, oi, m) {
-                pr_err!("refusing to load module {}: patch {} cannot patch it ({})", name, self.patches[i].name, e);
+                pr_err!(
+                    "refusing to load module {}: patch {} cannot patch it ({})",
+                    name,
+                    self.patches[i].name,
+                    e
+                );
                 for &(i, oi) in done.iter().rev() {
                     self.unpatch_object(i, oi, false);
                 }
@@ -438,7 +477,11 @@ impl Core {
         for p in self.patches.iter_mut().filter(|p| !p.enabled) {
             if let Some(obj) = p.objects.iter_mut().find(|o| o.name.as_deref() == Some(name)) {
                 if resolve(&self.syms, &p.name, obj, Target::Module(m)).is_err() {
-                    pr_warn!("patch {} (disabled) cannot patch module {}; enabling it will fail", p.name, name);
+                    pr_warn!(
+                        "patch {} (disabled) cannot patch module {}; enabling it will fail",
+                        p.name,
+                        name
+                    );
                     obj.clear_addresses();
                 }
             }
@@ -457,7 +500,12 @@ impl Core {
         self.redirect.add(p.id, &entries)?;
         obj.held = Some(r);
         obj.redirected = true;
-        pr_info!("patch {}: patched module {} as it loads ({})", p.name, obj.display_name(), Count(obj.funcs.len(), "function"));
+        pr_info!(
+            "patch {}: patched module {} as it loads ({})",
+            p.name,
+            obj.display_name(),
+            Count(obj.funcs.len(), "function")
+        );
         Ok(())
     }
 
@@ -490,7 +538,10 @@ impl Core {
         // A patch module going away with its patch enabled (only by force or failed init).
         while let Some(i) = self.patches.iter().position(|p| p.module == m) {
             if self.patches[i].enabled {
-                pr_warn!("patch module {} is going away with its patch enabled: removing the patch", self.patches[i].name);
+                pr_warn!(
+                    "patch module {} is going away with its patch enabled: removing the patch",
+                    self.patches[i].name
+                );
                 for oi in 0..self.patches[i].objects.len() {
                     self.unpatch_object(i, oi, true);
                 }
@@ -525,12 +576,22 @@ struct FuncNames<'a>(&'a Patch);
 impl core::fmt::Display for FuncNames<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         const SHOWN: usize = 4;
-        let all = self.0.objects.iter().flat_map(|o| o.funcs.iter().map(move |fn_| (o, fn_)));
+        let all = self
+            .0
+            .objects
+            .iter()
+            .flat_map(|o| o.funcs.iter().map(move |fn_| (o, fn_)));
         for (i, (o, func)) in all.enumerate() {
             if i == SHOWN {
                 return write!(f, ", ... {} in all", self.0.func_count());
             }
-            write!(f, "{}{}:{}", if i == 0 { "" } else { ", " }, o.display_name(), func.name)?;
+            write!(
+                f,
+                "{}{}:{}",
+                if i == 0 { "" } else { ", " },
+                o.display_name(),
+                func.name
+            )?;
         }
         Ok(())
     }

@@ -87,18 +87,47 @@ impl Patch {
         for ObjectDesc { name, funcs: fdescs } in d.objects {
             let mut funcs = Vec::new();
             funcs.try_reserve_exact(fdescs.len()).map_err(|_| AllocError)?;
-            for FuncDesc { old_name, new_func, old_addr, old_sympos } in fdescs {
-                let f = Func { name: old_name, new_func, old_addr_hint: old_addr, sympos: old_sympos, addr: 0, ip: 0, dir: None };
+            for FuncDesc {
+                old_name,
+                new_func,
+                old_addr,
+                old_sympos,
+            } in fdescs
+            {
+                let f = Func {
+                    name: old_name,
+                    new_func,
+                    old_addr_hint: old_addr,
+                    sympos: old_sympos,
+                    addr: 0,
+                    ip: 0,
+                    dir: None,
+                };
                 let _ = funcs.push_within_capacity(f);
             }
-            let o = Object { name, funcs, module: None, held: None, redirected: false, dir: None };
+            let o = Object {
+                name,
+                funcs,
+                module: None,
+                held: None,
+                redirected: false,
+                dir: None,
+            };
             let _ = objects.push_within_capacity(o);
         }
-        Ok(Patch { id, key: d.key, name: d.name, module: d.module, objects, enabled: false, pinned: false, dir: None })
+        Ok(Patch {
+            id,
+            key: d.key,
+            name: d.name,
+            module: d.module,
+            objects,
+            enabled: false,
+            pinned: false,
+            dir: None,
+        })
     }
 
     pub fn func_count(&self) -> usize {
         self.objects.iter().map(|o| o.funcs.len()).sum()
     }
 }
-

@@ -51,12 +51,21 @@ fn hash(ip: usize, shift: u32) -> usize {
 
 impl Table {
     fn build(n: usize, records: impl Iterator<Item = (usize, usize)>) -> Result<Box<Table>> {
-        let size = n.checked_mul(2).and_then(|x| x.max(8).checked_next_power_of_two()).ok_or(Error::ENOMEM)?;
+        let size = n
+            .checked_mul(2)
+            .and_then(|x| x.max(8).checked_next_power_of_two())
+            .ok_or(Error::ENOMEM)?;
         let shift = 64 - size.trailing_zeros();
         let mut slots = Vec::new();
         slots.try_reserve_exact(size).map_err(|_| Error::ENOMEM)?;
         for _ in 0..size {
-            try_push(&mut slots, Slot { ip: 0, target: AtomicUsize::new(0) })?;
+            try_push(
+                &mut slots,
+                Slot {
+                    ip: 0,
+                    target: AtomicUsize::new(0),
+                },
+            )?;
         }
         let mask = size - 1;
         for (ip, target) in records {
@@ -64,7 +73,10 @@ impl Table {
             while slots[i].ip != 0 {
                 i = (i + 1) & mask;
             }
-            slots[i] = Slot { ip, target: AtomicUsize::new(target) };
+            slots[i] = Slot {
+                ip,
+                target: AtomicUsize::new(target),
+            };
         }
         Ok(try_box(Table { shift, slots })?)
     }
@@ -105,7 +117,10 @@ pub struct Redirector {
 
 impl Redirector {
     pub fn new(ops: ftrace::OpsReg) -> Self {
-        Redirector { records: Vec::new(), _ops: ops }
+        Redirector {
+            records: Vec::new(),
+            _ops: ops,
+        }
     }
 
     fn find(&self, ip: usize) -> core::result::Result<usize, usize> {
@@ -197,7 +212,10 @@ impl Redirector {
         let mut ips: Vec<usize> = Vec::new();
         let mut kept: Vec<FuncRecord> = Vec::new();
         if ips.try_reserve_exact(count).is_err() || kept.try_reserve_exact(remaining).is_err() {
-            pr_warn!("out of memory: {} unpatched functions stay routed through ftrace", count);
+            pr_warn!(
+                "out of memory: {} unpatched functions stay routed through ftrace",
+                count
+            );
             return;
         }
         for r in self.records.iter().filter(|r| r.stack.is_empty()) {
@@ -206,17 +224,28 @@ impl Redirector {
         let table = if remaining == 0 {
             None
         } else {
-            let live = self.records.iter().filter(|r| !r.stack.is_empty()).map(|r| (r.ip, r.target()));
+            let live = self
+                .records
+                .iter()
+                .filter(|r| !r.stack.is_empty())
+                .map(|r| (r.ip, r.target()));
             match Table::build(remaining, live) {
                 Ok(t) => Some(t),
                 Err(_) => {
-                    pr_warn!("out of memory: {} unpatched functions stay routed through ftrace", count);
+                    pr_warn!(
+                        "out of memory: {} unpatched functions stay routed through ftrace",
+                        count
+                    );
                     return;
                 }
             }
         };
         if let Err(e) = ftrace::filter_remove(&mut ips) {
-            pr_err!("cannot remove {} functions from ftrace ({}); they stay routed, unredirected", count, e);
+            pr_err!(
+                "cannot remove {} functions from ftrace ({}); they stay routed, unredirected",
+                count,
+                e
+            );
             return;
         }
         TABLE.replace(table).free_after_grace();

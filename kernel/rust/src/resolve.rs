@@ -46,7 +46,10 @@ pub fn resolve(syms: &Kallsyms, patch: &str, obj: &mut Object, target: Target) -
 
     let mut visit = |name: &[u8], addr: usize| {
         let start = by_name.partition_point(|&i| funcs[i].name.as_bytes() < name);
-        for &i in by_name[start..].iter().take_while(|&&i| funcs[i].name.as_bytes() == name) {
+        for &i in by_name[start..]
+            .iter()
+            .take_while(|&&i| funcs[i].name.as_bytes() == name)
+        {
             let f = &funcs[i];
             let m = &mut found[i];
             m.count += 1;
@@ -107,7 +110,13 @@ pub fn resolve(syms: &Kallsyms, patch: &str, obj: &mut Object, target: Target) -
             m.picked
         };
         let Some(ip) = syms.ftrace_location(addr) else {
-            pr_err!("patch {}: function {} ({:#x}) in {} is not traceable by ftrace", patch, f.name, addr, object);
+            pr_err!(
+                "patch {}: function {} ({:#x}) in {} is not traceable by ftrace",
+                patch,
+                f.name,
+                addr,
+                object
+            );
             return Err(Error::EINVAL);
         };
         let _ = resolved.push_within_capacity((addr, ip));

@@ -50,7 +50,11 @@ pub fn store(k: KobjId, attr: &[u8], input: &[u8]) -> Result {
     with_core(|c| {
         let i = c.patch_by_dir(k).ok_or(Error::ENODEV)?;
         let Some(want) = parse_enabled(input) else {
-            pr_err!("patch {}: enabled: invalid value ({} bytes); write 0 or 1", c.patches[i].name, input.len());
+            pr_err!(
+                "patch {}: enabled: invalid value ({} bytes); write 0 or 1",
+                c.patches[i].name,
+                input.len()
+            );
             return Err(Error::EINVAL);
         };
         if want {

@@ -85,7 +85,10 @@ impl Kallsyms {
     /// Calls `f(name, address)` for every symbol of one module, in kallsyms order. Takes
     /// module_mutex (inside the kernel's walker): never call with it held.
     pub fn for_each_module_symbol<F: FnMut(&[u8], usize)>(&self, module: ModPtr, mut f: F) {
-        let mut state = Walk { f: &mut f, only: Some(module.as_ptr()) };
+        let mut state = Walk {
+            f: &mut f,
+            only: Some(module.as_ptr()),
+        };
         // SAFETY: as above.
         unsafe { (self.modules_on_each)(walk_cb::<F>, &mut state as *mut Walk<'_, F> as *mut c_void) };
     }

@@ -128,8 +128,12 @@ impl Drop for NotifierReg {
 }
 
 /// Called by the glue's notifier for every module state change.
+///
+/// # Safety
+/// `module` is NULL or the module the notifier chain was called for, allocated for the
+/// whole call.
 #[no_mangle]
-pub extern "C" fn lpr_module_notify(action: c_ulong, module: *mut ffi::module) -> c_int {
+pub unsafe extern "C" fn lpr_module_notify(action: c_ulong, module: *mut ffi::module) -> c_int {
     let event = match action as u32 {
         x if x == ffi::module_state::MODULE_STATE_COMING as u32 => ModuleEvent::Coming,
         x if x == ffi::module_state::MODULE_STATE_GOING as u32 => ModuleEvent::Going,
@@ -137,6 +141,8 @@ pub extern "C" fn lpr_module_notify(action: c_ulong, module: *mut ffi::module) -
     };
     // SAFETY: the module notifier is called with a module that stays allocated for the
     // whole call.
-    let Some(m) = (unsafe { ModPtr::from_raw(module) }) else { return 0 };
+    let Some(m) = (unsafe { ModPtr::from_raw(module) }) else {
+        return 0;
+    };
     crate::error::to_c(crate::core::module_event(event, m))
 }

@@ -54,7 +54,11 @@ fn copy_name(p: *const c_char, what: &str) -> Result<String> {
 }
 
 /// Reads and validates the author's patch. Every NULL the API forbids is -EINVAL, logged.
-pub fn read_patch(p: *const ffi::lp_patch) -> Result<PatchDesc> {
+///
+/// # Safety
+/// `p` is NULL or points to an `lp_patch` whose arrays and strings stay valid for the call
+/// (what lpatch.h asks of a patch module calling `lp_register_patch`).
+pub unsafe fn read_patch(p: *const ffi::lp_patch) -> Result<PatchDesc> {
     if p.is_null() {
         pr_err!("register: NULL patch");
         return Err(Error::EINVAL);
@@ -75,7 +79,11 @@ pub fn read_patch(p: *const ffi::lp_patch) -> Result<PatchDesc> {
     let mut objects = Vec::new();
     for i in 0..=MAX_OBJECTS {
         if i == MAX_OBJECTS {
-            pr_err!("patch {}: more than {} objects, or objs lacks its terminator", name, MAX_OBJECTS);
+            pr_err!(
+                "patch {}: more than {} objects, or objs lacks its terminator",
+                name,
+                MAX_OBJECTS
+            );
             return Err(Error::EINVAL);
         }
         // SAFETY: the array is terminated by an entry with funcs == NULL; we stop there.
@@ -88,11 +96,19 @@ pub fn read_patch(p: *const ffi::lp_patch) -> Result<PatchDesc> {
             pr_err!("patch {}: object {} has funcs == NULL", name, oname);
             return Err(Error::EINVAL);
         }
-        let oname = if o.name.is_null() { None } else { Some(copy_name(o.name, "object")?) };
+        let oname = if o.name.is_null() {
+            None
+        } else {
+            Some(copy_name(o.name, "object")?)
+        };
         let mut funcs = Vec::new();
         for j in 0..=MAX_FUNCS {
             if j == MAX_FUNCS {
-                pr_err!("patch {}: more than {} functions in an object, or a missing terminator", name, MAX_FUNCS);
+                pr_err!(
+                    "patch {}: more than {} functions in an object, or a missing terminator",
+                    name,
+                    MAX_FUNCS
+                );
                 return Err(Error::EINVAL);
             }
             // SAFETY: terminated by an entry with old_name == NULL; we stop there.
@@ -117,12 +133,22 @@ pub fn read_patch(p: *const ffi::lp_patch) -> Result<PatchDesc> {
         }
         try_push(&mut objects, ObjectDesc { name: oname, funcs })?;
     }
-    Ok(PatchDesc { key: p as usize, module, name, objects })
+    Ok(PatchDesc {
+        key: p as usize,
+        module,
+        name,
+        objects,
+    })
 }
 
+/// `lp_register_patch` from the glue.
+///
+/// # Safety
+/// As for [`read_patch`]: the patch module's own `lp_patch`, valid for the call.
 #[no_mangle]
-pub extern "C" fn lpr_register_patch(p: *const ffi::lp_patch) -> c_int {
-    to_c(read_patch(p).and_then(crate::core::register))
+pub unsafe extern "C" fn lpr_register_patch(p: *const ffi::lp_patch) -> c_int {
+    // SAFETY: the caller's contract is read_patch's.
+    to_c(unsafe { read_patch(p) }.and_then(crate::core::register))
 }
 
 #[no_mangle]

@@ -22,7 +22,11 @@ pub struct LineBuf {
 
 impl LineBuf {
     pub const fn new() -> Self {
-        LineBuf { buf: [0; 256], len: 0, truncated: false }
+        LineBuf {
+            buf: [0; 256],
+            len: 0,
+            truncated: false,
+        }
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -68,7 +72,11 @@ pub fn print(level: Level, args: fmt::Arguments<'_>) {
     // SAFETY: fmt is NUL-terminated and its one conversion, %.*s, takes an int length and a
     // pointer to that many readable bytes, which `bytes` provides (len ≤ 256 fits an int).
     unsafe {
-        ffi::_printk(fmt.as_ptr() as *const core::ffi::c_char, bytes.len() as core::ffi::c_int, bytes.as_ptr());
+        ffi::_printk(
+            fmt.as_ptr() as *const core::ffi::c_char,
+            bytes.len() as core::ffi::c_int,
+            bytes.as_ptr(),
+        );
     }
 }
 

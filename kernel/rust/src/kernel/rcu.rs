@@ -25,7 +25,9 @@ impl RcuReader {
 
 impl<T> RcuPtr<T> {
     pub const fn null() -> Self {
-        RcuPtr { p: AtomicPtr::new(ptr::null_mut()) }
+        RcuPtr {
+            p: AtomicPtr::new(ptr::null_mut()),
+        }
     }
 
     /// The current value, for a reader.

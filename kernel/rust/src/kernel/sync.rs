@@ -15,7 +15,9 @@ unsafe impl<T: Send> Sync for CoreLock<T> {}
 
 impl<T> CoreLock<T> {
     pub const fn new(data: T) -> Self {
-        CoreLock { data: UnsafeCell::new(data) }
+        CoreLock {
+            data: UnsafeCell::new(data),
+        }
     }
 
     /// Takes the mutex (may sleep: process context only).

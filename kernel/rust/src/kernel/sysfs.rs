@@ -101,8 +101,13 @@ impl core::fmt::Write for PageOut<'_> {
 
 const PAGE: usize = 4096;
 
+/// The show callback of every attribute, from the glue.
+///
+/// # Safety
+/// `buf` is a writable PAGE_SIZE buffer and `attr` a NUL-terminated string, both valid
+/// for the call (what sysfs passes a show callback).
 #[no_mangle]
-pub extern "C" fn lpr_sysfs_show(kobj: *mut ffi::kobject, attr: *const c_char, buf: *mut u8) -> isize {
+pub unsafe extern "C" fn lpr_sysfs_show(kobj: *mut ffi::kobject, attr: *const c_char, buf: *mut u8) -> isize {
     // SAFETY: sysfs passes a PAGE_SIZE buffer and the attribute's static NUL-terminated name.
     let (buf, attr) = unsafe { (core::slice::from_raw_parts_mut(buf, PAGE), CStr::from_ptr(attr)) };
     let mut out = PageOut { buf, len: 0 };
@@ -112,8 +117,18 @@ pub extern "C" fn lpr_sysfs_show(kobj: *mut ffi::kobject, attr: *const c_char, b
     }
 }
 
+/// The store callback of every writable attribute, from the glue.
+///
+/// # Safety
+/// `buf` has `len` readable bytes and `attr` is a NUL-terminated string, both valid for
+/// the call (what sysfs passes a store callback).
 #[no_mangle]
-pub extern "C" fn lpr_sysfs_store(kobj: *mut ffi::kobject, attr: *const c_char, buf: *const u8, len: usize) -> isize {
+pub unsafe extern "C" fn lpr_sysfs_store(
+    kobj: *mut ffi::kobject,
+    attr: *const c_char,
+    buf: *const u8,
+    len: usize,
+) -> isize {
     // SAFETY: sysfs passes `len` readable bytes (at most a page) and the static name.
     let (input, attr) = unsafe { (core::slice::from_raw_parts(buf, len), CStr::from_ptr(attr)) };
     match crate::sysfs::store(KobjId(kobj as usize), attr.to_bytes(), input) {
