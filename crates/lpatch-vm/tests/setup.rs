@@ -280,61 +280,53 @@ fn setup_with_stale_package_lists_ends_with_the_current_kernel() {
     assert_eq!(resolved_abi(None), kver);
 }
 
-/// Set-up on a disk too small for the kernel image: it stops before downloading, naming
-/// the shortfall, and leaves nothing of the image behind.
-#[test]
-fn setup_stops_before_downloading_when_the_disk_is_short() {
-    let disk = TempDir::small_disk("setup-disk", 16);
+/// Runs `script` with its cache on a tmpfs of `mib` MiB: it must stop with status 1 and
+/// a message holding every one of `says` and the shortfall, and leave `subdir` of the
+/// cache empty.
+fn stops_on_a_small_disk(script: &str, mib: u32, says: &[&str], subdir: &str) {
+    let disk = TempDir::small_disk(script.trim_end_matches(".sh"), mib);
     let out = clean_command("bash")
-        .arg(repo().join("scripts/setup.sh"))
+        .arg(repo().join("scripts").join(script))
         .env("LPATCH_CACHE", &disk.path)
         .output()
         .unwrap();
+    let what = format!("{script} on a {mib} MiB disk");
+    assert_eq!(out.status.code(), Some(1), "{}", report(&what, &out));
     let err = text(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        report("setup.sh on a small disk", &out)
-    );
     assert!(
-        err.contains("setup: not enough free disk for downloading and unpacking linux-image-")
-            && err.contains("short by ")
-            && err.contains(&disk.path.join("kernel").display().to_string()),
+        says.iter().all(|s| err.contains(s)) && err.contains("short by "),
         "{}",
-        report("setup.sh's message", &out)
+        report(&what, &out)
     );
-    let left: Vec<_> = std::fs::read_dir(disk.path.join("kernel"))
-        .unwrap()
-        .collect();
-    assert!(left.is_empty(), "setup left {left:?}");
+    let left: Vec<_> = std::fs::read_dir(disk.path.join(subdir)).unwrap().collect();
+    assert!(left.is_empty(), "{what} left {left:?}");
+}
+
+/// Set-up on a disk too small for the kernel image: it stops before downloading, naming
+/// the shortfall and the directory, and leaves nothing of the image behind.
+#[test]
+fn setup_stops_before_downloading_when_the_disk_is_short() {
+    stops_on_a_small_disk(
+        "setup.sh",
+        16,
+        &[
+            "setup: not enough free disk for downloading and unpacking linux-image-",
+            "lpatch-setup-setup-",
+        ],
+        "kernel",
+    );
 }
 
 /// The debug kernel's script on a disk too small for its source and build: it stops
 /// before unpacking anything, naming the shortfall.
 #[test]
 fn debug_kernel_build_stops_before_unpacking_when_the_disk_is_short() {
-    let disk = TempDir::small_disk("debug-disk", 64);
-    let out = clean_command("bash")
-        .arg(repo().join("scripts/debug-kernel.sh"))
-        .env("LPATCH_CACHE", &disk.path)
-        .output()
-        .unwrap();
-    let err = text(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        report("debug-kernel.sh on a small disk", &out)
+    stops_on_a_small_disk(
+        "debug-kernel.sh",
+        64,
+        &["debug-kernel: not enough free disk for unpacking linux-source-6.1"],
+        "src",
     );
-    assert!(
-        err.contains("debug-kernel: not enough free disk for unpacking linux-source-6.1")
-            && err.contains("short by "),
-        "{}",
-        report("debug-kernel.sh's message", &out)
-    );
-    let left: Vec<_> = std::fs::read_dir(disk.path.join("src")).unwrap().collect();
-    assert!(left.is_empty(), "debug-kernel.sh left {left:?}");
 }
 
 /// Every file below `dir`, relative to it, except under `skip`.
