@@ -43,8 +43,10 @@ LINK_CURRENT ?= 1
 
 all: kernel samples cli-static
 
+# What the module build needs of the host tools (the test, demo and bench targets build the
+# rest through cargo test/run).
 host: setup
-	cd crates && $(HOST_CARGO) build --release --workspace --quiet
+	cd crates && $(HOST_CARGO) build --release --quiet -p lpatch-kbuild
 
 kernel: host
 	$(MAKE) -C kernel KDIR=$(KDIR) OUT=$(BUILD)/kernel KBUILD_TOOL=$(KBUILD_TOOL)
@@ -79,13 +81,16 @@ bench: all
 	cd crates && $(HOST_CARGO) run --release --quiet -p lpatch-bench -- --json $(CURDIR)/build/bench.json
 
 # The style gates CI runs, with the toolchain set-up installs (Debian's cargo, rustfmt and
-# clippy: not whatever is first on PATH): formatting and clippy over the host workspace
-# and the kernel crate, every warning an error.
+# clippy: not whatever is first on PATH): formatting and clippy over the host workspace,
+# the core's logic (on the host, as its tests build it; a crate of its own, not a member
+# of either workspace) and the kernel crate, every warning an error.
 DEB_CARGO := PATH=/usr/bin:/bin:/usr/sbin:/sbin /usr/bin/cargo
 lint: kernel
 	cd crates && $(DEB_CARGO) fmt --all --check
 	cd crates && $(DEB_CARGO) clippy --workspace --all-targets --quiet -- -D warnings
 	cd kernel/rust && $(DEB_CARGO) fmt --check
+	cd kernel/logic && $(DEB_CARGO) fmt --check
+	cd kernel/logic && CARGO_TARGET_DIR=$(TARGET_DIR) $(DEB_CARGO) clippy --quiet -- -D warnings
 	$(MAKE) --no-print-directory -C kernel clippy KDIR=$(KDIR) OUT=$(BUILD)/kernel KBUILD_TOOL=$(KBUILD_TOOL)
 
 endif

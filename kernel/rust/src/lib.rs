@@ -1,29 +1,24 @@
 //! lpatch: the live patching core, in Rust, linked into lpatch.ko.
 //!
-//! The C glue (lpatch_glue.c) owns the module boilerplate and calls in through the
-//! `lpr_*` entry points. Everything that touches the kernel sits in [`kernel`]; the rest is
-//! the core's own logic:
-//! - [`core`]: the state machine (register, enable, disable, modules coming and going)
-//! - [`model`]: the core's records of patches, objects and functions
-//! - [`resolve`]: finding old functions through kallsyms
-//! - [`redirect`]: per-function replacement stacks and the lockless ftrace lookup
-//! - [`sysfs`]: what the attributes show and accept
+//! Three layers, each calling only the one below:
+//! - [`entry`]: the `lpr_*` entry points the C glue (lpatch_glue.c) calls — module init and
+//!   exit, the lpatch.h API, the module notifier, sysfs show/store, the ftrace handler's
+//!   lookup — and the core's one lock around the state.
+//! - the core's logic, the `lpatch_logic` crate (kernel/logic): the state machine, records,
+//!   symbol resolution, redirection bookkeeping, sysfs formatting, over one interface to
+//!   the kernel (`lpatch_logic::seam::Kernel`); the host tests run it over a fake kernel.
+//! - [`kernel`]: that interface over the real kernel — FFI and thin safe wrappers. Every
+//!   `unsafe` of the module lives there, but for the entry points' own: turning the
+//!   pointers C passes them into safe types. (The logic crate forbids `unsafe` outright.)
 #![no_std]
-#![feature(vec_push_within_capacity, allocator_api)]
+#![feature(allocator_api)]
 
 extern crate alloc;
 
 #[macro_use]
 pub mod kernel;
 
-pub mod core;
-pub mod error;
-pub mod model;
-pub mod redirect;
-pub mod resolve;
-pub mod sysfs;
-
-use ::core::ffi::c_int;
+pub mod entry;
 
 #[global_allocator]
 static ALLOCATOR: kernel::alloc::KernelAllocator = kernel::alloc::KernelAllocator;
@@ -35,26 +30,4 @@ pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 fn panic(info: &::core::panic::PanicInfo<'_>) -> ! {
     pr_err!("Rust panic: {}", info);
     kernel::bug()
-}
-
-/// Module init, called by the C glue. Returns 0 or a negative errno.
-#[no_mangle]
-pub extern "C" fn lpr_init() -> c_int {
-    match crate::core::init() {
-        Ok(()) => {
-            pr_info!("lpatch {} (Rust core) loaded", VERSION);
-            0
-        }
-        Err(e) => {
-            pr_err!("lpatch {} failed to start: {}", VERSION, e);
-            e.to_errno()
-        }
-    }
-}
-
-/// Module exit, called by the C glue.
-#[no_mangle]
-pub extern "C" fn lpr_exit() {
-    crate::core::exit();
-    pr_info!("lpatch {} unloaded", VERSION);
 }

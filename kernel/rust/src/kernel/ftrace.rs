@@ -1,10 +1,14 @@
-//! The glue's single ftrace_ops (IPMODIFY, permanent): its filter, registration, and the
-//! entry point its handler calls on every redirected function call.
+//! The glue's single ftrace_ops (IPMODIFY, permanent): its filter, its registration, and
+//! the redirection table its handler reads.
 
 use super::ffi;
-use super::rcu::RcuReader;
-use crate::error::{Error, Result};
+use super::rcu::RcuPtr;
 use core::ffi::{c_int, c_uint, c_ulong};
+use lpatch_logic::error::{Error, Result};
+use lpatch_logic::seam::Table;
+
+/// The redirection table the handler reads (published by [`super::real::Real`]).
+pub static TABLE: RcuPtr<Table> = RcuPtr::null();
 
 fn filter(ips: &mut [usize], remove: bool, reset: bool) -> Result {
     let n = c_uint::try_from(ips.len()).map_err(|_| Error::EINVAL)?;
@@ -50,14 +54,4 @@ impl Drop for OpsReg {
 /// The glue's anchor function (never called).
 pub fn anchor_addr() -> usize {
     ffi::lpatch_ftrace_anchor as *const () as usize
-}
-
-/// Called by the glue's ftrace handler, in any context (NMI included), with preemption
-/// disabled and recursion guarded: returns where the call at `ip` must go, or 0.
-#[no_mangle]
-pub extern "C" fn lpr_redirect_target(ip: c_ulong) -> c_ulong {
-    // SAFETY: the glue's handler disabled preemption (ftrace_test_recursion_trylock) and
-    // keeps it disabled until we return.
-    let reader = unsafe { RcuReader::new() };
-    crate::redirect::target(&reader, ip as usize) as c_ulong
 }

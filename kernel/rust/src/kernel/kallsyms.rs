@@ -4,8 +4,8 @@
 
 use super::ffi;
 use super::modules::ModPtr;
-use crate::error::{Error, Result};
 use core::ffi::{c_char, c_int, c_ulong, c_void, CStr};
+use lpatch_logic::error::{Error, Result};
 
 type LookupName = unsafe extern "C" fn(*const c_char) -> c_ulong;
 type SymbolCb = unsafe extern "C" fn(*mut c_void, *const c_char, *mut ffi::module, c_ulong) -> c_int;

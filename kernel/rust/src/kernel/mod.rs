@@ -1,5 +1,6 @@
-//! The one layer that touches the kernel: FFI declarations and thin safe wrappers.
-//! Every `unsafe` block of the crate lives below this module.
+//! The one layer that touches the kernel: FFI declarations and thin safe wrappers, and
+//! over them the kernel interface of the core's logic ([`real::Real`]). Every `unsafe`
+//! block of the crate lives below this module; nothing here calls up into the logic.
 #[macro_use]
 pub mod print;
 pub mod alloc;
@@ -9,7 +10,7 @@ pub mod kallsyms;
 pub mod modules;
 pub mod patch_abi;
 pub mod rcu;
-pub mod str;
+pub mod real;
 pub mod sync;
 pub mod sysfs;
 

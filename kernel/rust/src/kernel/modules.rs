@@ -3,8 +3,9 @@
 
 use super::ffi;
 use super::kallsyms::Kallsyms;
-use crate::error::{Error, Result};
-use core::ffi::{c_int, c_ulong, CStr};
+use core::ffi::CStr;
+use lpatch_logic::error::{Error, Result};
+use lpatch_logic::seam::ModuleRef;
 
 /// A module's identity. Only compared and used to take references; the core never reads
 /// through it without holding a reference or being inside that module's notifier call.
@@ -57,14 +58,12 @@ impl ModPtr {
 #[derive(Debug)]
 pub struct ModRef(ModPtr);
 
-impl ModRef {
-    pub fn ptr(&self) -> ModPtr {
+impl ModuleRef<ModPtr> for ModRef {
+    fn module(&self) -> ModPtr {
         self.0
     }
 
-    /// Gives the reference up without putting it: for a module that is already going (its
-    /// count no longer matters), or a patch module that stays pinned for good.
-    pub fn forget(self) {
+    fn forget(self) {
         core::mem::forget(self)
     }
 }
@@ -102,13 +101,6 @@ pub fn find_loaded(syms: &Kallsyms, name: &CStr, accept: impl Fn(ModPtr, bool) -
     }
 }
 
-/// What the module notifier reports.
-pub enum ModuleEvent {
-    Coming,
-    Going,
-    Other,
-}
-
 /// Registration of the glue's module notifier; unregisters on drop.
 pub struct NotifierReg(());
 
@@ -125,24 +117,4 @@ impl Drop for NotifierReg {
         // SAFETY: it was registered in `register`.
         unsafe { ffi::lpatch_module_notifier(0) };
     }
-}
-
-/// Called by the glue's notifier for every module state change.
-///
-/// # Safety
-/// `module` is NULL or the module the notifier chain was called for, allocated for the
-/// whole call.
-#[no_mangle]
-pub unsafe extern "C" fn lpr_module_notify(action: c_ulong, module: *mut ffi::module) -> c_int {
-    let event = match action as u32 {
-        x if x == ffi::module_state::MODULE_STATE_COMING as u32 => ModuleEvent::Coming,
-        x if x == ffi::module_state::MODULE_STATE_GOING as u32 => ModuleEvent::Going,
-        _ => ModuleEvent::Other,
-    };
-    // SAFETY: the module notifier is called with a module that stays allocated for the
-    // whole call.
-    let Some(m) = (unsafe { ModPtr::from_raw(module) }) else {
-        return 0;
-    };
-    crate::error::to_c(crate::core::module_event(event, m))
 }

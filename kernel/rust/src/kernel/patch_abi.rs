@@ -1,36 +1,14 @@
-//! The C API of lpatch.h: the entry points patch modules call, and the reading of the
-//! author's structs into owned descriptions (the core keeps no pointer into them but the
+//! The C API of lpatch.h: the reading of the author's structs into owned descriptions (the core keeps no pointer into them but the
 //! patch's own address, used as its identity).
 
 use super::ffi;
 use super::modules::ModPtr;
-use super::str::{try_push, try_string};
-use crate::error::{to_c, Error, Result};
 use alloc::string::String;
 use alloc::vec::Vec;
-use core::ffi::{c_char, c_int, CStr};
-
-/// Where a patched object lives.
-pub struct ObjectDesc {
-    /// None = vmlinux.
-    pub name: Option<String>,
-    pub funcs: Vec<FuncDesc>,
-}
-
-pub struct FuncDesc {
-    pub old_name: String,
-    pub new_func: usize,
-    pub old_addr: usize,
-    pub old_sympos: usize,
-}
-
-pub struct PatchDesc {
-    /// The address of the author's `struct lp_patch`: the patch's identity in API calls.
-    pub key: usize,
-    pub module: ModPtr,
-    pub name: String,
-    pub objects: Vec<ObjectDesc>,
-}
+use core::ffi::{c_char, CStr};
+use lpatch_logic::error::{Error, Result};
+use lpatch_logic::fallible::{try_push, try_string};
+use lpatch_logic::seam::{FuncDesc, ObjectDesc, PatchDesc};
 
 /// An upper bound on what one patch may list, so a missing terminator fails cleanly
 /// instead of walking memory until it faults.
@@ -58,7 +36,7 @@ fn copy_name(p: *const c_char, what: &str) -> Result<String> {
 /// # Safety
 /// `p` is NULL or points to an `lp_patch` whose arrays and strings stay valid for the call
 /// (what lpatch.h asks of a patch module calling `lp_register_patch`).
-pub unsafe fn read_patch(p: *const ffi::lp_patch) -> Result<PatchDesc> {
+pub unsafe fn read_patch(p: *const ffi::lp_patch) -> Result<PatchDesc<ModPtr>> {
     if p.is_null() {
         pr_err!("register: NULL patch");
         return Err(Error::EINVAL);
@@ -139,31 +117,6 @@ pub unsafe fn read_patch(p: *const ffi::lp_patch) -> Result<PatchDesc> {
         name,
         objects,
     })
-}
-
-/// `lp_register_patch` from the glue.
-///
-/// # Safety
-/// As for [`read_patch`]: the patch module's own `lp_patch`, valid for the call.
-#[no_mangle]
-pub unsafe extern "C" fn lpr_register_patch(p: *const ffi::lp_patch) -> c_int {
-    // SAFETY: the caller's contract is read_patch's.
-    to_c(unsafe { read_patch(p) }.and_then(crate::core::register))
-}
-
-#[no_mangle]
-pub extern "C" fn lpr_unregister_patch(p: *const ffi::lp_patch) -> c_int {
-    to_c(crate::core::unregister(p as usize))
-}
-
-#[no_mangle]
-pub extern "C" fn lpr_enable_patch(p: *const ffi::lp_patch) -> c_int {
-    to_c(crate::core::enable(p as usize))
-}
-
-#[no_mangle]
-pub extern "C" fn lpr_disable_patch(p: *const ffi::lp_patch) -> c_int {
-    to_c(crate::core::disable(p as usize))
 }
 
 /// Marks the kernel live-patched (TAINT_LIVEPATCH, 'K').

@@ -5,7 +5,7 @@ use core::cell::UnsafeCell;
 use core::ops::{Deref, DerefMut};
 
 /// Data guarded by the glue's `lpatch_mutex`. There is one such mutex, so there must be only
-/// one `CoreLock` (the core's state, in `crate::core`).
+/// one `CoreLock` (the core's state, in `crate::entry`).
 pub struct CoreLock<T> {
     data: UnsafeCell<T>,
 }

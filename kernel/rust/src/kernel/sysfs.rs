@@ -1,23 +1,13 @@
-//! sysfs directories (kobjects) and the entry points of the glue's attribute callbacks.
-//! Directories are plain kobjects (kobject_create_and_add); an attribute callback finds the
-//! record it belongs to by the kobject's identity, under the core's lock.
+//! sysfs directories (kobjects), and the page a show callback writes into. Directories are
+//! plain kobjects (kobject_create_and_add); an attribute callback finds the record it
+//! belongs to by the kobject's identity ([`SysfsDir::id`]), under the core's lock.
 
 use super::ffi;
-use super::str::try_format;
-use crate::error::{Error, Result};
 use core::ffi::{c_char, c_int, CStr};
 use core::ptr::NonNull;
-
-/// Which attribute table a directory gets (the glue holds the tables).
-#[derive(Clone, Copy)]
-pub enum DirKind {
-    Patch = 0,
-    Func = 1,
-}
-
-/// A kobject's identity, as attribute callbacks receive it.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub struct KobjId(usize);
+use lpatch_logic::error::{Error, Result};
+use lpatch_logic::fallible::try_format;
+use lpatch_logic::seam::{DirKind, SysfsDir};
 
 /// One sysfs directory; removed (kobject_del, then kobject_put) on drop. Children must be
 /// dropped before their parent, and never with the core's lock held: removal waits for running
@@ -52,13 +42,20 @@ impl Dir {
     /// A subdirectory with the attribute table of `kind`.
     pub fn child_with_attrs(&self, name: &str, kind: DirKind) -> Result<Dir> {
         let d = self.child(name)?;
+        // The glue's attribute tables, by index.
+        let table: c_int = match kind {
+            DirKind::Patch => 0,
+            DirKind::Func => 1,
+        };
         // SAFETY: d is a live kobject; the tables are static in the glue.
-        Error::check(unsafe { ffi::lpatch_sysfs_add_attrs(d.0.as_ptr(), kind as c_int) })?;
+        Error::check(unsafe { ffi::lpatch_sysfs_add_attrs(d.0.as_ptr(), table) })?;
         Ok(d)
     }
+}
 
-    pub fn id(&self) -> KobjId {
-        KobjId(self.0.as_ptr() as usize)
+impl SysfsDir for Dir {
+    fn id(&self) -> usize {
+        self.0.as_ptr() as usize
     }
 }
 
@@ -89,6 +86,20 @@ pub struct PageOut<'a> {
     len: usize,
 }
 
+/// The size of the page sysfs gives a show callback.
+pub const PAGE: usize = 4096;
+
+impl<'a> PageOut<'a> {
+    pub fn new(buf: &'a mut [u8]) -> Self {
+        PageOut { buf, len: 0 }
+    }
+
+    /// How much was written.
+    pub fn written(&self) -> usize {
+        self.len
+    }
+}
+
 impl core::fmt::Write for PageOut<'_> {
     fn write_str(&mut self, s: &str) -> core::fmt::Result {
         let end = self.len.checked_add(s.len()).ok_or(core::fmt::Error)?;
@@ -96,43 +107,5 @@ impl core::fmt::Write for PageOut<'_> {
         dst.copy_from_slice(s.as_bytes());
         self.len = end;
         Ok(())
-    }
-}
-
-const PAGE: usize = 4096;
-
-/// The show callback of every attribute, from the glue.
-///
-/// # Safety
-/// `buf` is a writable PAGE_SIZE buffer and `attr` a NUL-terminated string, both valid
-/// for the call (what sysfs passes a show callback).
-#[no_mangle]
-pub unsafe extern "C" fn lpr_sysfs_show(kobj: *mut ffi::kobject, attr: *const c_char, buf: *mut u8) -> isize {
-    // SAFETY: sysfs passes a PAGE_SIZE buffer and the attribute's static NUL-terminated name.
-    let (buf, attr) = unsafe { (core::slice::from_raw_parts_mut(buf, PAGE), CStr::from_ptr(attr)) };
-    let mut out = PageOut { buf, len: 0 };
-    match crate::sysfs::show(KobjId(kobj as usize), attr.to_bytes(), &mut out) {
-        Ok(()) => out.len as isize,
-        Err(e) => e.to_errno() as isize,
-    }
-}
-
-/// The store callback of every writable attribute, from the glue.
-///
-/// # Safety
-/// `buf` has `len` readable bytes and `attr` is a NUL-terminated string, both valid for
-/// the call (what sysfs passes a store callback).
-#[no_mangle]
-pub unsafe extern "C" fn lpr_sysfs_store(
-    kobj: *mut ffi::kobject,
-    attr: *const c_char,
-    buf: *const u8,
-    len: usize,
-) -> isize {
-    // SAFETY: sysfs passes `len` readable bytes (at most a page) and the static name.
-    let (input, attr) = unsafe { (core::slice::from_raw_parts(buf, len), CStr::from_ptr(attr)) };
-    match crate::sysfs::store(KobjId(kobj as usize), attr.to_bytes(), input) {
-        Ok(()) => len as isize,
-        Err(e) => e.to_errno() as isize,
     }
 }

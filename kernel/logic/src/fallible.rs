@@ -1,6 +1,7 @@
-//! Fallible collections: `alloc` is built without its infallible (OOM-panicking) APIs
-//! (`--cfg no_global_oom_handling`), so growing a Vec or String goes through these helpers,
-//! which reserve first and fail with [`AllocError`] instead of panicking.
+//! Fallible collections: in the kernel, `alloc` is built without its infallible
+//! (OOM-panicking) APIs (`--cfg no_global_oom_handling`), so growing a Vec or String goes
+//! through these helpers, which reserve first and fail with [`AllocError`] instead of
+//! panicking. On the host (the tests' fake kernel) the same helpers run on stable Rust.
 
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -10,23 +11,39 @@ use core::fmt::{self, Write};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AllocError;
 
+/// Appends one element into capacity reserved before: never allocates; fails (dropping
+/// `x`) only when no capacity is left, which callers rule out by reserving first.
+pub fn push_reserved<T>(v: &mut Vec<T>, x: T) -> Result<(), AllocError> {
+    if v.len() == v.capacity() {
+        return Err(AllocError);
+    }
+    #[cfg(no_global_oom_handling)]
+    {
+        v.push_within_capacity(x).map(|_| ()).map_err(|_| AllocError)
+    }
+    #[cfg(not(no_global_oom_handling))]
+    {
+        v.push(x); // within capacity (checked above): no allocation
+        Ok(())
+    }
+}
+
 /// Appends one element, or fails when memory is short.
 pub fn try_push<T>(v: &mut Vec<T>, x: T) -> Result<(), AllocError> {
     v.try_reserve(1).map_err(|_| AllocError)?;
-    v.push_within_capacity(x).map(|_| ()).map_err(|_| AllocError)
+    push_reserved(v, x)
 }
 
-/// Appends a string, or fails when memory is short.
+/// Appends a string, or fails (leaving `s` as it was) when memory is short.
 pub fn try_push_str(s: &mut String, add: &str) -> Result<(), AllocError> {
     s.try_reserve(add.len()).map_err(|_| AllocError)?;
-    // SAFETY: `add` is valid UTF-8, so the string stays valid UTF-8; the capacity for
-    // add.len() more bytes was reserved just above, so the copy stays inside the buffer.
-    unsafe {
-        let v = s.as_mut_vec();
-        let len = v.len();
-        core::ptr::copy_nonoverlapping(add.as_ptr(), v.as_mut_ptr().add(len), add.len());
-        v.set_len(len + add.len());
+    let mut bytes = core::mem::take(s).into_bytes();
+    for &b in add.as_bytes() {
+        // Reserved above: cannot fail.
+        let _ = push_reserved(&mut bytes, b);
     }
+    // Valid UTF-8 followed by valid UTF-8 is valid UTF-8: this cannot fail either.
+    *s = String::from_utf8(bytes).map_err(|_| AllocError)?;
     Ok(())
 }
 
@@ -62,9 +79,4 @@ pub fn try_insert<T>(v: &mut Vec<T>, index: usize, x: T) -> Result<(), AllocErro
     try_push(v, x)?;
     v[index..].rotate_right(1);
     Ok(())
-}
-
-/// A heap box, or an error when memory is short.
-pub fn try_box<T>(x: T) -> Result<alloc::boxed::Box<T>, AllocError> {
-    alloc::boxed::Box::try_new(x).map_err(|_| AllocError)
 }

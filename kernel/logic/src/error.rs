@@ -1,6 +1,6 @@
 //! Errors of the core: a positive errno inside Rust, a negative one at the C boundary.
 
-use crate::kernel::str::AllocError;
+use crate::fallible::AllocError;
 use core::ffi::c_int;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

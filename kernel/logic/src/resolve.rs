@@ -3,16 +3,16 @@
 //! One kallsyms walk per object serves all of its functions.
 
 use crate::error::{Error, Result};
-use crate::kernel::kallsyms::Kallsyms;
-use crate::kernel::modules::ModPtr;
+use crate::fallible::push_reserved;
 use crate::model::Object;
+use crate::seam::Kernel;
 use alloc::vec::Vec;
 
 /// What a patched object is, now.
 #[derive(Clone, Copy)]
-pub enum Target {
+pub enum Target<M> {
     Vmlinux,
-    Module(ModPtr),
+    Module(M),
 }
 
 #[derive(Clone, Copy, Default)]
@@ -26,7 +26,7 @@ struct Matches {
 
 /// Resolves every function of `obj` against `target`. All or nothing: on error the object's
 /// addresses are unchanged and the log names the function and the cause.
-pub fn resolve(syms: &Kallsyms, patch: &str, obj: &mut Object, target: Target) -> Result {
+pub fn resolve<K: Kernel>(k: &K, patch: &str, obj: &mut Object<K>, target: Target<K::Module>) -> Result {
     let n = obj.funcs.len();
     // Function indices sorted by name, to look each kallsyms name up in O(log n).
     let mut by_name: Vec<usize> = Vec::new();
@@ -34,13 +34,13 @@ pub fn resolve(syms: &Kallsyms, patch: &str, obj: &mut Object, target: Target) -
     let mut found: Vec<Matches> = Vec::new();
     found.try_reserve_exact(n).map_err(|_| Error::ENOMEM)?;
     for i in 0..n {
-        let _ = by_name.push_within_capacity(i);
-        let _ = found.push_within_capacity(Matches::default());
+        let _ = push_reserved(&mut by_name, i);
+        let _ = push_reserved(&mut found, Matches::default());
     }
     let funcs = &obj.funcs;
     by_name.sort_unstable_by(|&a, &b| funcs[a].name.as_bytes().cmp(funcs[b].name.as_bytes()));
     let offset = match target {
-        Target::Vmlinux => syms.kaslr_offset,
+        Target::Vmlinux => k.kaslr_offset(),
         Target::Module(_) => 0,
     };
 
@@ -61,10 +61,13 @@ pub fn resolve(syms: &Kallsyms, patch: &str, obj: &mut Object, target: Target) -
             }
         }
     };
-    match target {
-        Target::Vmlinux => syms.for_each_vmlinux_symbol(&mut visit),
-        Target::Module(m) => syms.for_each_module_symbol(m, &mut visit),
-    }
+    k.for_each_symbol(
+        match target {
+            Target::Vmlinux => None,
+            Target::Module(m) => Some(m),
+        },
+        &mut visit,
+    );
 
     let object = obj.display_name();
     let mut resolved: Vec<(usize, usize)> = Vec::new();
@@ -72,7 +75,8 @@ pub fn resolve(syms: &Kallsyms, patch: &str, obj: &mut Object, target: Target) -
     for (f, m) in funcs.iter().zip(found.iter()) {
         let addr = if f.old_addr_hint != 0 {
             if !m.hint_found {
-                pr_err!(
+                log_err!(
+                    k,
                     "patch {}: old_addr {:#x} of {} (at {:#x} with the KASLR offset {:#x}) is not that function in {}",
                     patch,
                     f.old_addr_hint,
@@ -85,10 +89,11 @@ pub fn resolve(syms: &Kallsyms, patch: &str, obj: &mut Object, target: Target) -
             }
             f.old_addr_hint.wrapping_add(offset)
         } else if m.count == 0 {
-            pr_err!("patch {}: function {} not found in {}", patch, f.name, object);
+            log_err!(k, "patch {}: function {} not found in {}", patch, f.name, object);
             return Err(Error::ENOENT);
         } else if f.sympos == 0 && m.count > 1 {
-            pr_err!(
+            log_err!(
+                k,
                 "patch {}: function {} is ambiguous in {}: {} symbols have that name; set old_sympos",
                 patch,
                 f.name,
@@ -97,7 +102,8 @@ pub fn resolve(syms: &Kallsyms, patch: &str, obj: &mut Object, target: Target) -
             );
             return Err(Error::EINVAL);
         } else if f.sympos > m.count {
-            pr_err!(
+            log_err!(
+                k,
                 "patch {}: function {} has old_sympos {} but {} has only {} symbol(s) of that name",
                 patch,
                 f.name,
@@ -109,8 +115,9 @@ pub fn resolve(syms: &Kallsyms, patch: &str, obj: &mut Object, target: Target) -
         } else {
             m.picked
         };
-        let Some(ip) = syms.ftrace_location(addr) else {
-            pr_err!(
+        let Some(ip) = k.ftrace_location(addr) else {
+            log_err!(
+                k,
                 "patch {}: function {} ({:#x}) in {} is not traceable by ftrace",
                 patch,
                 f.name,
@@ -119,7 +126,7 @@ pub fn resolve(syms: &Kallsyms, patch: &str, obj: &mut Object, target: Target) -
             );
             return Err(Error::EINVAL);
         };
-        let _ = resolved.push_within_capacity((addr, ip));
+        let _ = push_reserved(&mut resolved, (addr, ip));
     }
     for (f, (addr, ip)) in obj.funcs.iter_mut().zip(resolved) {
         f.addr = addr;

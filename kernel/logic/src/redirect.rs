@@ -2,19 +2,18 @@
 //!
 //! One record per patched old function (keyed by its ftrace call site), shared by every
 //! patch that replaces it: a stack of (patch, replacement), newest on top. A hash table from
-//! call site to current target is published through RCU for the ftrace handler, which reads
-//! it without locks; changing which replacement is on top is one atomic store into the
-//! published table. All functions go through one ftrace_ops, registered for the core's
-//! lifetime, whose filter changes in batches: enabling or disabling a patch of N functions
-//! costs one ftrace update, not N, and never an unregister (RCU-tasks waits).
+//! call site to current target is published (through RCU, by the kernel) for the ftrace
+//! handler, which reads it without locks ([`Table::target`]); changing which replacement is
+//! on top is one atomic store into the published table. All functions go through one
+//! ftrace_ops, registered for the core's lifetime, whose filter changes in batches: enabling
+//! or disabling a patch of N functions costs one ftrace update, not N, and never an
+//! unregister (RCU-tasks waits).
 //!
 //! This is the narrow interface the rest of the core uses: add and remove a batch.
 
 use crate::error::{Error, Result};
-use crate::kernel::ftrace;
-use crate::kernel::rcu::{RcuPtr, RcuReader};
-use crate::kernel::str::{try_box, try_insert, try_push};
-use alloc::boxed::Box;
+use crate::fallible::{push_reserved, try_insert, try_push};
+use crate::seam::Kernel;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicUsize, Ordering};
 
@@ -39,8 +38,9 @@ struct Slot {
     target: AtomicUsize,
 }
 
-/// Open addressing, linear probing, at most half full; an empty slot has ip 0.
-struct Table {
+/// Call site -> target, as the ftrace handler reads it: open addressing, linear probing, at
+/// most half full; an empty slot has ip 0.
+pub struct Table {
     shift: u32,
     slots: Vec<Slot>,
 }
@@ -50,7 +50,7 @@ fn hash(ip: usize, shift: u32) -> usize {
 }
 
 impl Table {
-    fn build(n: usize, records: impl Iterator<Item = (usize, usize)>) -> Result<Box<Table>> {
+    fn build(n: usize, records: impl Iterator<Item = (usize, usize)>) -> Result<Table> {
         let size = n
             .checked_mul(2)
             .and_then(|x| x.max(8).checked_next_power_of_two())
@@ -78,7 +78,13 @@ impl Table {
                 target: AtomicUsize::new(target),
             };
         }
-        Ok(try_box(Table { shift, slots })?)
+        Ok(Table { shift, slots })
+    }
+
+    /// The handler's question: where does a call of `ip` go now? 0 = run the original.
+    /// Lockless, allocation-free, safe in any context.
+    pub fn target(&self, ip: usize) -> usize {
+        self.slot(ip).map_or(0, |s| s.target.load(Ordering::Acquire))
     }
 
     fn slot(&self, ip: usize) -> Option<&Slot> {
@@ -97,30 +103,22 @@ impl Table {
     }
 }
 
-static TABLE: RcuPtr<Table> = RcuPtr::null();
-
-/// The handler's question: where does a call of `ip` go now? 0 = run the original.
-pub fn target(reader: &RcuReader, ip: usize) -> usize {
-    match TABLE.get(reader).and_then(|t| t.slot(ip)) {
-        Some(s) => s.target.load(Ordering::Acquire),
-        None => 0,
-    }
-}
-
-/// The records, and the ftrace_ops that serves them (registered for the core's lifetime).
-/// Lives in the core's locked state.
+/// The records. Lives in the core's locked state; the table it builds reaches the handler
+/// through the kernel ([`Kernel::publish`]).
+#[derive(Default)]
 pub struct Redirector {
     /// Sorted by ip.
     records: Vec<FuncRecord>,
-    _ops: ftrace::OpsReg,
 }
 
 impl Redirector {
-    pub fn new(ops: ftrace::OpsReg) -> Self {
-        Redirector {
-            records: Vec::new(),
-            _ops: ops,
-        }
+    pub fn new() -> Self {
+        Redirector { records: Vec::new() }
+    }
+
+    /// Every call site redirected now, in order.
+    pub fn ips(&self) -> impl Iterator<Item = usize> + '_ {
+        self.records.iter().map(|r| r.ip)
     }
 
     fn find(&self, ip: usize) -> core::result::Result<usize, usize> {
@@ -128,16 +126,18 @@ impl Redirector {
     }
 
     /// Publishes record `i`'s current target to the handler.
-    fn publish_target(&self, i: usize) {
+    fn publish_target<K: Kernel>(&self, k: &K, i: usize) {
         let r = &self.records[i];
-        if let Some(s) = TABLE.get_locked().and_then(|t| t.slot(r.ip)) {
-            s.target.store(r.target(), Ordering::Release);
-        }
+        k.with_published(&mut |t| {
+            if let Some(s) = t.slot(r.ip) {
+                s.target.store(r.target(), Ordering::Release);
+            }
+        });
     }
 
     /// Redirects every (call site, replacement) of `patch`, on top of what other patches
     /// put there. All or nothing: on error nothing changed.
-    pub fn add(&mut self, patch: PatchId, entries: &[(usize, usize)]) -> Result {
+    pub fn add<K: Kernel>(&mut self, k: &K, patch: PatchId, entries: &[(usize, usize)]) -> Result {
         // Reserve everything first, so nothing after the ftrace update can fail.
         let mut fresh: Vec<FuncRecord> = Vec::new();
         fresh.try_reserve_exact(entries.len()).map_err(|_| Error::ENOMEM)?;
@@ -159,13 +159,13 @@ impl Redirector {
         if !fresh.is_empty() {
             let all = self.records.iter().chain(fresh.iter()).map(|r| (r.ip, r.target()));
             let table = Table::build(self.records.len() + fresh.len(), all)?;
-            let old = TABLE.replace(Some(table));
-            if let Err(e) = ftrace::filter_add(&mut fresh_ips, false) {
+            let old = k.publish(Some(table))?;
+            if let Err(e) = k.filter_add(&mut fresh_ips) {
                 // Back to the old table: the old sites keep their targets.
-                TABLE.put_back(old).free_after_grace();
+                drop(k.restore(old));
                 return Err(e);
             }
-            old.free_after_grace();
+            drop(old);
             for rec in fresh {
                 let at = self.find(rec.ip).unwrap_or_else(|at| at);
                 // Capacity was reserved above: this cannot fail.
@@ -176,8 +176,8 @@ impl Redirector {
         for &(ip, new) in entries {
             if let Ok(i) = self.find(ip) {
                 if self.records[i].stack.last().map(|&(p, _)| p) != Some(patch) {
-                    let _ = self.records[i].stack.push_within_capacity((patch, new));
-                    self.publish_target(i);
+                    let _ = push_reserved(&mut self.records[i].stack, (patch, new));
+                    self.publish_target(k, i);
                 }
             }
         }
@@ -186,7 +186,7 @@ impl Redirector {
 
     /// Removes `patch`'s redirection of each call site (wherever it sits in the stack).
     /// Call sites left with no replacement leave the ftrace filter and the table.
-    pub fn remove(&mut self, patch: PatchId, ips: &[usize]) {
+    pub fn remove<K: Kernel>(&mut self, k: &K, patch: PatchId, ips: &[usize]) {
         let mut emptied = 0;
         for &ip in ips {
             let Ok(i) = self.find(ip) else { continue };
@@ -197,29 +197,30 @@ impl Redirector {
                 if r.stack.is_empty() {
                     emptied += 1;
                 }
-                self.publish_target(i);
+                self.publish_target(k, i);
             }
         }
         if emptied > 0 {
-            self.drop_empty(emptied);
+            self.drop_empty(k, emptied);
         }
     }
 
     /// Takes records with no replacement out of ftrace and the table. Until that succeeds
     /// they stay routed to the core with target 0, so calls run the original.
-    fn drop_empty(&mut self, count: usize) {
+    fn drop_empty<K: Kernel>(&mut self, k: &K, count: usize) {
         let remaining = self.records.len() - count;
         let mut ips: Vec<usize> = Vec::new();
         let mut kept: Vec<FuncRecord> = Vec::new();
         if ips.try_reserve_exact(count).is_err() || kept.try_reserve_exact(remaining).is_err() {
-            pr_warn!(
+            log_warn!(
+                k,
                 "out of memory: {} unpatched functions stay routed through ftrace",
                 count
             );
             return;
         }
         for r in self.records.iter().filter(|r| r.stack.is_empty()) {
-            let _ = ips.push_within_capacity(r.ip);
+            let _ = push_reserved(&mut ips, r.ip);
         }
         let table = if remaining == 0 {
             None
@@ -232,7 +233,8 @@ impl Redirector {
             match Table::build(remaining, live) {
                 Ok(t) => Some(t),
                 Err(_) => {
-                    pr_warn!(
+                    log_warn!(
+                        k,
                         "out of memory: {} unpatched functions stay routed through ftrace",
                         count
                     );
@@ -240,18 +242,33 @@ impl Redirector {
                 }
             }
         };
-        if let Err(e) = ftrace::filter_remove(&mut ips) {
-            pr_err!(
+        // The table without them first (their calls find no slot: the original runs), then
+        // out of the filter; if that fails, the old table (targets 0) goes back.
+        let old = match k.publish(table) {
+            Ok(old) => old,
+            Err(_) => {
+                log_warn!(
+                    k,
+                    "out of memory: {} unpatched functions stay routed through ftrace",
+                    count
+                );
+                return;
+            }
+        };
+        if let Err(e) = k.filter_remove(&mut ips) {
+            log_err!(
+                k,
                 "cannot remove {} functions from ftrace ({}); they stay routed, unredirected",
                 count,
                 e
             );
+            drop(k.restore(old));
             return;
         }
-        TABLE.replace(table).free_after_grace();
+        drop(old);
         for r in self.records.drain(..) {
             if !r.stack.is_empty() {
-                let _ = kept.push_within_capacity(r);
+                let _ = push_reserved(&mut kept, r);
             }
         }
         self.records = kept;

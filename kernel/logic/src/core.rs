@@ -1,26 +1,28 @@
 //! The core's state machine: registered patches, the stack of enabled ones, and every state
-//! change — register, enable, disable, unregister, a module coming or going — under the
-//! one lock. Each step of enable is undone on failure, so nothing is left half-applied.
+//! change — register, enable, disable, unregister, a module coming or going. The caller
+//! (the kernel crate's entry points, or a host test) holds the one lock around every call
+//! and drops what [`Core::take_buried`] returns after releasing it. Each step of enable is
+//! undone on failure, so nothing is left half-applied.
 
 use crate::error::{Error, Result};
-use crate::kernel::ftrace;
-use crate::kernel::kallsyms::Kallsyms;
-use crate::kernel::modules::{find_loaded, ModPtr, ModRef, ModuleEvent, NotifierReg};
-use crate::kernel::patch_abi::{taint_livepatch, PatchDesc};
-use crate::kernel::str::{try_format, try_push};
-use crate::kernel::sync::CoreLock;
-use crate::kernel::sysfs::{Dir, DirKind, KobjId};
-use crate::model::{Object, Patch};
+use crate::fallible::{push_reserved, try_format, try_push};
+use crate::model::{Object, Patch, PatchDesc};
 use crate::redirect::{PatchId, Redirector};
 use crate::resolve::{resolve, Target};
+use crate::seam::{DirKind, Kernel, ModuleRef, SysfsDir};
 use alloc::vec::Vec;
 
-pub struct Core {
-    /// First field: dropped first at exit, so no notifier call can arrive during teardown.
-    notifier: Option<NotifierReg>,
-    syms: Kallsyms,
+/// What the module notifier reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModuleEvent {
+    Coming,
+    Going,
+    Other,
+}
+
+pub struct Core<K: Kernel> {
     /// Registered patches, in registration order.
-    pub patches: Vec<Patch>,
+    pub patches: Vec<Patch<K>>,
     /// Enabled patches, oldest first: only the last may be disabled.
     stack: Vec<PatchId>,
     next_id: PatchId,
@@ -30,160 +32,118 @@ pub struct Core {
     /// A module still COMING is patched only once it is here: before our notifier runs,
     /// ftrace may not have enabled its call sites yet (it warns if a filter already holds
     /// them), and the notifier will patch it anyway.
-    arrived: Vec<ModPtr>,
-    /// Patches removed under the lock, dropped (sysfs directories removed) after it.
-    graveyard: Vec<Patch>,
+    arrived: Vec<K::Module>,
+    /// Patches removed under the lock, to be dropped (sysfs directories removed) after it.
+    graveyard: Vec<Patch<K>>,
     /// /sys/kernel/lpatch (or /sys/kernel/livepatch); dropped after every patch directory.
-    root: Dir,
+    root: K::Dir,
+    /// Last: whatever the kernel keeps for the core's lifetime (its ftrace_ops) goes after
+    /// everything above.
+    pub k: K,
 }
 
-static CORE: CoreLock<Option<Core>> = CoreLock::new(None);
-
-/// Runs `f` on the core under the lock; whatever `f` buried is dropped after unlocking,
-/// because removing a sysfs directory waits for its running callbacks, which take the lock.
-pub fn with_core<R>(f: impl FnOnce(&mut Core) -> Result<R>) -> Result<R> {
-    let mut guard = CORE.lock();
-    let Some(core) = guard.as_mut() else {
-        return Err(Error::ENODEV);
-    };
-    let r = f(core);
-    let dead = core::mem::take(&mut core.graveyard);
-    drop(guard);
-    drop(dead);
-    r
-}
-
-/// Starts the core: symbols, the sysfs root, the module notifier.
-pub fn init() -> Result {
-    let syms = Kallsyms::init()?;
-    // Debian's kernel has the in-kernel livepatch core, which owns /sys/kernel/livepatch.
-    let root_name = if crate::kernel::sysfs::kernel_has_dir(c"livepatch") {
-        "lpatch"
-    } else {
-        "livepatch"
-    };
-    let root = Dir::under_kernel(root_name)?;
-    let anchor = syms.ftrace_location(ftrace::anchor_addr()).ok_or_else(|| {
-        pr_err!("the glue's anchor function is not traceable: is this kernel built with ftrace?");
-        Error::ENODEV
-    })?;
-    let redirect = Redirector::new(ftrace::OpsReg::register(anchor)?);
-    // Outside our lock: a module load in progress holds the notifier chain and may be
-    // waiting for our lock.
-    let notifier = NotifierReg::register()?;
-    let core = Core {
-        notifier: Some(notifier),
-        syms,
-        patches: Vec::new(),
-        stack: Vec::new(),
-        next_id: 1,
-        redirect,
-        tainted: false,
-        arrived: Vec::new(),
-        graveyard: Vec::new(),
-        root,
-    };
-    *CORE.lock() = Some(core);
-    pr_info!("sysfs root /sys/kernel/{}", root_name);
-    Ok(())
-}
-
-/// Stops the core (module exit: no patch module can be loaded, they depend on us).
-pub fn exit() {
-    let core = CORE.lock().take();
-    if let Some(mut core) = core {
-        drop(core.notifier.take());
-        if !core.patches.is_empty() {
-            pr_err!(
-                "unloading with {} patches registered (forced unload?): leaking them",
-                core.patches.len()
-            );
-            core::mem::forget(core::mem::take(&mut core.patches));
+impl<K: Kernel> Core<K> {
+    /// A core with no patches, its sysfs root `root` (made by `k`).
+    pub fn new(k: K, root: K::Dir) -> Self {
+        Core {
+            patches: Vec::new(),
+            stack: Vec::new(),
+            next_id: 1,
+            redirect: Redirector::new(),
+            tainted: false,
+            arrived: Vec::new(),
+            graveyard: Vec::new(),
+            root,
+            k,
         }
-        drop(core);
     }
-}
 
-pub fn register(desc: PatchDesc) -> Result {
-    with_core(|c| c.register(desc))
-}
+    /// The patches removed by the last calls, for the caller to drop once it has released
+    /// the lock (removing a sysfs directory waits for its running callbacks, which take it).
+    pub fn take_buried(&mut self) -> Vec<Patch<K>> {
+        core::mem::take(&mut self.graveyard)
+    }
 
-pub fn unregister(key: usize) -> Result {
-    with_core(|c| {
-        let i = c.index_of_key(key, "unregister")?;
-        if c.patches[i].enabled {
-            pr_err!(
+    /// The call sites redirected now (each exactly once, in order).
+    pub fn redirected_ips(&self) -> impl Iterator<Item = usize> + '_ {
+        self.redirect.ips()
+    }
+
+    pub fn register(&mut self, desc: PatchDesc<K::Module>) -> Result {
+        self.register_desc(desc)
+    }
+
+    pub fn unregister(&mut self, key: usize) -> Result {
+        let i = self.index_of_key(key, "unregister")?;
+        if self.patches[i].enabled {
+            log_err!(
+                self.k,
                 "cannot unregister patch {}: it is enabled (disable it first)",
-                c.patches[i].name
+                self.patches[i].name
             );
             return Err(Error::EBUSY);
         }
-        let p = c.patches.remove(i);
-        pr_info!("unregistered patch {}", p.name);
-        c.bury(p);
+        let p = self.patches.remove(i);
+        log_info!(self.k, "unregistered patch {}", p.name);
+        self.bury(p);
         Ok(())
-    })
-}
-
-pub fn enable(key: usize) -> Result {
-    with_core(|c| {
-        let i = c.index_of_key(key, "enable")?;
-        c.enable_at(i)
-    })
-}
-
-pub fn disable(key: usize) -> Result {
-    with_core(|c| {
-        let i = c.index_of_key(key, "disable")?;
-        c.disable_at(i)
-    })
-}
-
-pub fn module_event(event: ModuleEvent, m: ModPtr) -> Result {
-    let r = with_core(|c| match event {
-        ModuleEvent::Coming => c.coming(m),
-        ModuleEvent::Going => {
-            c.going(m);
-            Ok(())
-        }
-        ModuleEvent::Other => Ok(()),
-    });
-    // Before init or after exit there is nothing to do for a module.
-    if r == Err(Error::ENODEV) {
-        return Ok(());
     }
-    r
+
+    pub fn enable(&mut self, key: usize) -> Result {
+        let i = self.index_of_key(key, "enable")?;
+        self.enable_at(i)
+    }
+
+    pub fn disable(&mut self, key: usize) -> Result {
+        let i = self.index_of_key(key, "disable")?;
+        self.disable_at(i)
+    }
+
+    /// A module changed state (the module notifier).
+    pub fn module_event(&mut self, event: ModuleEvent, m: K::Module) -> Result {
+        match event {
+            ModuleEvent::Coming => self.coming(m),
+            ModuleEvent::Going => {
+                self.going(m);
+                Ok(())
+            }
+            ModuleEvent::Other => Ok(()),
+        }
+    }
 }
 
 /// The call sites of an object's functions.
-fn ips_of(obj: &Object) -> Result<Vec<usize>> {
+fn ips_of<K: Kernel>(obj: &Object<K>) -> Result<Vec<usize>> {
     let mut v = Vec::new();
     v.try_reserve_exact(obj.funcs.len()).map_err(|_| Error::ENOMEM)?;
     for f in &obj.funcs {
-        let _ = v.push_within_capacity(f.ip);
+        let _ = push_reserved(&mut v, f.ip);
     }
     Ok(v)
 }
 
 /// (call site, replacement) of an object's functions.
-fn entries_of(obj: &Object, out: &mut Vec<(usize, usize)>) -> Result {
+fn entries_of<K: Kernel>(obj: &Object<K>, out: &mut Vec<(usize, usize)>) -> Result {
     out.try_reserve(obj.funcs.len()).map_err(|_| Error::ENOMEM)?;
     for f in &obj.funcs {
-        let _ = out.push_within_capacity((f.ip, f.new_func));
+        let _ = push_reserved(out, (f.ip, f.new_func));
     }
     Ok(())
 }
 
-impl Core {
-    fn bury(&mut self, p: Patch) {
+impl<K: Kernel> Core<K> {
+    fn bury(&mut self, p: Patch<K>) {
         if try_push(&mut self.graveyard, p).is_err() {
-            pr_err!("out of memory removing a patch: its records and sysfs directories leak");
+            log_err!(
+                self.k,
+                "out of memory removing a patch: its records and sysfs directories leak"
+            );
         }
     }
 
     fn index_of_key(&self, key: usize, what: &str) -> Result<usize> {
         self.patches.iter().position(|p| p.key == key).ok_or_else(|| {
-            pr_err!("{}: patch {:#x} is not registered", what, key);
+            log_err!(self.k, "{}: patch {:#x} is not registered", what, key);
             Error::EINVAL
         })
     }
@@ -192,25 +152,28 @@ impl Core {
         self.patches.iter().position(|p| p.id == id)
     }
 
-    /// The patch whose sysfs directory is `k`.
-    pub fn patch_by_dir(&mut self, k: KobjId) -> Option<usize> {
-        self.patches.iter().position(|p| p.dir.as_ref().map(Dir::id) == Some(k))
+    /// The patch whose sysfs directory is `dir`.
+    pub fn patch_by_dir(&self, dir: usize) -> Option<usize> {
+        self.patches
+            .iter()
+            .position(|p| p.dir.as_ref().map(SysfsDir::id) == Some(dir))
     }
 
-    fn validate(desc: &PatchDesc) -> Result {
+    fn validate(&self, desc: &PatchDesc<K::Module>) -> Result {
         let name = &desc.name;
         if desc.objects.iter().all(|o| o.funcs.is_empty()) {
-            pr_err!("patch {}: no functions to patch", name);
+            log_err!(self.k, "patch {}: no functions to patch", name);
             return Err(Error::EINVAL);
         }
         for (i, o) in desc.objects.iter().enumerate() {
             let oname = o.name.as_deref().unwrap_or("vmlinux");
             if desc.objects[..i].iter().any(|p| p.name == o.name) {
-                pr_err!("patch {}: object {} is listed twice", name, oname);
+                log_err!(self.k, "patch {}: object {} is listed twice", name, oname);
                 return Err(Error::EINVAL);
             }
             if let Some(f) = o.funcs.iter().find(|f| o.name.is_some() && f.old_addr != 0) {
-                pr_err!(
+                log_err!(
+                    self.k,
                     "patch {}: function {} in module {}: old_addr is for vmlinux only",
                     name,
                     f.old_name,
@@ -223,23 +186,29 @@ impl Core {
             let mut keys: Vec<(&str, usize)> = Vec::new();
             keys.try_reserve_exact(o.funcs.len()).map_err(|_| Error::ENOMEM)?;
             for f in &o.funcs {
-                let _ = keys.push_within_capacity((f.old_name.as_str(), f.old_sympos.max(1)));
+                let _ = push_reserved(&mut keys, (f.old_name.as_str(), f.old_sympos.max(1)));
             }
             keys.sort_unstable();
             if let Some(w) = keys.windows(2).find(|w| w[0] == w[1]) {
-                pr_err!("patch {}: function {} is listed twice in {}", name, w[0].0, oname);
+                log_err!(
+                    self.k,
+                    "patch {}: function {} is listed twice in {}",
+                    name,
+                    w[0].0,
+                    oname
+                );
                 return Err(Error::EINVAL);
             }
         }
         Ok(())
     }
 
-    fn register(&mut self, desc: PatchDesc) -> Result {
+    fn register_desc(&mut self, desc: PatchDesc<K::Module>) -> Result {
         if let Some(p) = self.patches.iter().find(|p| p.key == desc.key || p.name == desc.name) {
-            pr_err!("patch {} is already registered", p.name);
+            log_err!(self.k, "patch {} is already registered", p.name);
             return Err(Error::EEXIST);
         }
-        Self::validate(&desc)?;
+        self.validate(&desc)?;
         self.patches.try_reserve(1).map_err(|_| Error::ENOMEM)?;
         let id = self.next_id;
         self.next_id += 1;
@@ -251,22 +220,23 @@ impl Core {
             self.bury(p);
             return Err(e);
         }
-        pr_info!(
+        log_info!(
+            self.k,
             "registered patch {}: {} in {}",
             p.name,
             Count(p.func_count(), "function"),
             Count(p.objects.len(), "object")
         );
-        let _ = self.patches.push_within_capacity(p);
+        let _ = push_reserved(&mut self.patches, p);
         Ok(())
     }
 
     /// Resolves an object's functions if the object is loaded (vmlinux always is).
-    fn resolve_if_loaded(&self, patch: &str, obj: &mut Object) -> Result {
+    fn resolve_if_loaded(&self, patch: &str, obj: &mut Object<K>) -> Result {
         match &obj.name {
-            None => resolve(&self.syms, patch, obj, Target::Vmlinux),
+            None => resolve(&self.k, patch, obj, Target::Vmlinux),
             Some(name) => match self.patchable_module(name)? {
-                Some(r) => resolve(&self.syms, patch, obj, Target::Module(r.ptr())),
+                Some(r) => resolve(&self.k, patch, obj, Target::Module(r.module())),
                 None => {
                     obj.clear_addresses();
                     Ok(())
@@ -277,32 +247,42 @@ impl Core {
 
     /// The module named `name`, if it is loaded far enough to be patched (see `arrived`),
     /// with a reference.
-    fn patchable_module(&self, name: &str) -> Result<Option<ModRef>> {
-        let cname = try_format(format_args!("{}\0", name))?;
-        let cstr = core::ffi::CStr::from_bytes_with_nul(cname.as_bytes()).map_err(|_| Error::EINVAL)?;
-        Ok(find_loaded(&self.syms, cstr, |m, live| {
-            live || self.arrived.contains(&m)
-        }))
+    fn patchable_module(&self, name: &str) -> Result<Option<K::ModRef>> {
+        self.k.find_loaded(name, &|m, live| live || self.arrived.contains(&m))
     }
 
-    fn make_dirs(&self, p: &mut Patch) -> Result {
-        let pdir = self.root.child_with_attrs(&p.name, DirKind::Patch)?;
-        for obj in &mut p.objects {
-            let odir = pdir.child(obj.display_name())?;
-            for f in &mut obj.funcs {
-                let fname = try_format(format_args!("{},{}", f.name, f.dir_sympos()))?;
-                f.dir = Some(odir.child_with_attrs(&fname, DirKind::Func)?);
-            }
-            obj.dir = Some(odir);
-        }
+    /// The patch's sysfs directories. Each is stored in the records as soon as it exists,
+    /// also when a later one fails: dropping the records then removes children before
+    /// their parents (fields drop in order: functions, then object; objects, then patch).
+    fn make_dirs(&self, p: &mut Patch<K>) -> Result {
+        let pdir = self.k.mkdir(Some(&self.root), &p.name, Some(DirKind::Patch))?;
+        let r = self.make_object_dirs(&pdir, &mut p.objects);
         p.dir = Some(pdir);
+        r
+    }
+
+    fn make_object_dirs(&self, pdir: &K::Dir, objects: &mut [Object<K>]) -> Result {
+        for obj in objects {
+            let odir = self.k.mkdir(Some(pdir), obj.display_name(), None)?;
+            let r = self.make_func_dirs(&odir, obj);
+            obj.dir = Some(odir);
+            r?;
+        }
+        Ok(())
+    }
+
+    fn make_func_dirs(&self, odir: &K::Dir, obj: &mut Object<K>) -> Result {
+        for f in &mut obj.funcs {
+            let fname = try_format(format_args!("{},{}", f.name, f.dir_sympos()))?;
+            f.dir = Some(self.k.mkdir(Some(odir), &fname, Some(DirKind::Func))?);
+        }
         Ok(())
     }
 
     pub fn enable_at(&mut self, i: usize) -> Result {
         let p = &self.patches[i];
         if p.enabled {
-            pr_err!("patch {} is already enabled", p.name);
+            log_err!(self.k, "patch {} is already enabled", p.name);
             return Err(Error::EINVAL);
         }
         self.stack.try_reserve(1).map_err(|_| Error::ENOMEM)?;
@@ -310,8 +290,8 @@ impl Core {
         let pin = if p.pinned {
             None
         } else {
-            Some(p.module.try_get().ok_or_else(|| {
-                pr_err!("patch {}: its module is going away", p.name);
+            Some(self.k.try_get(p.module).ok_or_else(|| {
+                log_err!(self.k, "patch {}: its module is going away", p.name);
                 Error::ENODEV
             })?)
         };
@@ -322,13 +302,14 @@ impl Core {
                 obj.held = None;
             }
             if e == Error::EBUSY {
-                pr_err!(
+                log_err!(
+                    self.k,
                     "patch {}: a function of it ({}) is already modified by another ftrace user (the in-kernel livepatch core, or a kprobe with a post handler)",
                     p.name,
                     FuncNames(p)
                 );
             }
-            pr_err!("patch {} not enabled ({}); nothing of it is applied", p.name, e);
+            log_err!(self.k, "patch {} not enabled ({}); nothing of it is applied", p.name, e);
             return Err(e);
         }
         for obj in &mut p.objects {
@@ -339,10 +320,15 @@ impl Core {
             pin.forget();
             p.pinned = true;
         }
-        let _ = self.stack.push_within_capacity(p.id);
-        pr_info!("enabled patch {} ({})", p.name, Count(p.func_count(), "function"));
+        let _ = push_reserved(&mut self.stack, p.id);
+        log_info!(
+            self.k,
+            "enabled patch {} ({})",
+            p.name,
+            Count(p.func_count(), "function")
+        );
         if !self.tainted {
-            taint_livepatch();
+            self.k.taint_livepatch();
             self.tainted = true;
         }
         Ok(())
@@ -368,12 +354,12 @@ impl Core {
             match found {
                 None => {
                     if !obj.resolved() {
-                        resolve(&self.syms, &p.name, obj, Target::Vmlinux)?;
+                        resolve(&self.k, &p.name, obj, Target::Vmlinux)?;
                     }
                 }
                 Some(r) => {
-                    if obj.module != Some(r.ptr()) || !obj.resolved() {
-                        resolve(&self.syms, &p.name, obj, Target::Module(r.ptr()))?;
+                    if obj.module != Some(r.module()) || !obj.resolved() {
+                        resolve(&self.k, &p.name, obj, Target::Module(r.module()))?;
                     }
                     obj.held = Some(r);
                 }
@@ -381,19 +367,20 @@ impl Core {
             entries_of(obj, &mut entries)?;
         }
         let id = self.patches[i].id;
-        self.redirect.add(id, &entries)
+        self.redirect.add(&self.k, id, &entries)
     }
 
     pub fn disable_at(&mut self, i: usize) -> Result {
         let p = &self.patches[i];
         if !p.enabled {
-            pr_err!("patch {} is not enabled", p.name);
+            log_err!(self.k, "patch {} is not enabled", p.name);
             return Err(Error::EINVAL);
         }
         if let Some(&top) = self.stack.last() {
             if top != p.id {
                 let later = self.index_of_id(top).map_or("?", |j| self.patches[j].name.as_str());
-                pr_err!(
+                log_err!(
+                    self.k,
                     "cannot disable patch {}: patch {} was enabled after it; disable {} first",
                     p.name,
                     later,
@@ -406,10 +393,10 @@ impl Core {
         for obj in p.objects.iter().filter(|o| o.redirected) {
             ips.try_reserve(obj.funcs.len()).map_err(|_| Error::ENOMEM)?;
             for f in &obj.funcs {
-                let _ = ips.push_within_capacity(f.ip);
+                let _ = push_reserved(&mut ips, f.ip);
             }
         }
-        self.redirect.remove(p.id, &ips);
+        self.redirect.remove(&self.k, p.id, &ips);
         let p = &mut self.patches[i];
         for obj in &mut p.objects {
             obj.redirected = false;
@@ -417,17 +404,17 @@ impl Core {
         }
         p.enabled = false;
         self.stack.pop();
-        pr_info!("disabled patch {}", p.name);
+        log_info!(self.k, "disabled patch {}", p.name);
         Ok(())
     }
 
     /// A module is about to run its init: every enabled patch of it is applied first, in
     /// the order the patches were enabled; if one cannot be, the load is refused.
-    fn coming(&mut self, m: ModPtr) -> Result {
+    fn coming(&mut self, m: K::Module) -> Result {
         let mut buf = [0u8; 64];
-        let name = m.name(&mut buf);
+        let name = self.k.module_name(m, &mut buf);
         if try_push(&mut self.arrived, m).is_err() {
-            pr_err!("out of memory tracking module {}: refusing its load", name);
+            log_err!(self.k, "out of memory tracking module {}: refusing its load", name);
             return Err(Error::ENOMEM);
         }
         let r = self.apply_to_coming(m, name);
@@ -438,7 +425,7 @@ impl Core {
         r
     }
 
-    fn apply_to_coming(&mut self, m: ModPtr, name: &str) -> Result {
+    fn apply_to_coming(&mut self, m: K::Module, name: &str) -> Result {
         if !self
             .patches
             .iter()
@@ -447,7 +434,14 @@ impl Core {
             return Ok(());
         }
         let mut done: Vec<(usize, usize)> = Vec::new();
-        done.try_reserve(self.patches.len()).map_err(|_| Error::ENOMEM)?;
+        if done.try_reserve(self.patches.len()).is_err() {
+            log_err!(
+                self.k,
+                "out of memory patching module {} as it loads: refusing its load",
+                name
+            );
+            return Err(Error::ENOMEM);
+        }
         for s in 0..self.stack.len() {
             let Some(i) = self.index_of_id(self.stack[s]) else {
                 continue;
@@ -460,7 +454,8 @@ impl Core {
                 continue;
             };
             if let Err(e) = self.patch_coming(i, oi, m) {
-                pr_err!(
+                log_err!(
+                    self.k,
                     "refusing to load module {}: patch {} cannot patch it ({})",
                     name,
                     self.patches[i].name,
@@ -471,13 +466,14 @@ impl Core {
                 }
                 return Err(e);
             }
-            let _ = done.push_within_capacity((i, oi));
+            let _ = push_reserved(&mut done, (i, oi));
         }
         // Disabled patches: addresses only, for sysfs and a later enable.
         for p in self.patches.iter_mut().filter(|p| !p.enabled) {
             if let Some(obj) = p.objects.iter_mut().find(|o| o.name.as_deref() == Some(name)) {
-                if resolve(&self.syms, &p.name, obj, Target::Module(m)).is_err() {
-                    pr_warn!(
+                if resolve(&self.k, &p.name, obj, Target::Module(m)).is_err() {
+                    log_warn!(
+                        self.k,
                         "patch {} (disabled) cannot patch module {}; enabling it will fail",
                         p.name,
                         name
@@ -489,18 +485,18 @@ impl Core {
         Ok(())
     }
 
-    fn patch_coming(&mut self, i: usize, oi: usize, m: ModPtr) -> Result {
-        let syms = &self.syms;
+    fn patch_coming(&mut self, i: usize, oi: usize, m: K::Module) -> Result {
         let p = &mut self.patches[i];
         let obj = &mut p.objects[oi];
-        let r = m.try_get().ok_or(Error::ENODEV)?;
-        resolve(syms, &p.name, obj, Target::Module(m))?;
+        let r = self.k.try_get(m).ok_or(Error::ENODEV)?;
+        resolve(&self.k, &p.name, obj, Target::Module(m))?;
         let mut entries = Vec::new();
         entries_of(obj, &mut entries)?;
-        self.redirect.add(p.id, &entries)?;
+        self.redirect.add(&self.k, p.id, &entries)?;
         obj.held = Some(r);
         obj.redirected = true;
-        pr_info!(
+        log_info!(
+            self.k,
             "patch {}: patched module {} as it loads ({})",
             p.name,
             obj.display_name(),
@@ -516,8 +512,8 @@ impl Core {
         let obj = &mut p.objects[oi];
         if obj.redirected {
             match ips_of(obj) {
-                Ok(ips) => self.redirect.remove(p.id, &ips),
-                Err(_) => pr_err!("out of memory unpatching {}", obj.display_name()),
+                Ok(ips) => self.redirect.remove(&self.k, p.id, &ips),
+                Err(_) => log_err!(self.k, "out of memory unpatching {}", obj.display_name()),
             }
             obj.redirected = false;
         }
@@ -533,12 +529,13 @@ impl Core {
 
     /// A module is going (rmmod, rmmod -f, or its init failed): no redirection into or out
     /// of it may survive, and nothing of it may be touched afterwards.
-    fn going(&mut self, m: ModPtr) {
+    fn going(&mut self, m: K::Module) {
         self.arrived.retain(|&a| a != m);
         // A patch module going away with its patch enabled (only by force or failed init).
         while let Some(i) = self.patches.iter().position(|p| p.module == m) {
             if self.patches[i].enabled {
-                pr_warn!(
+                log_warn!(
+                    self.k,
                     "patch module {} is going away with its patch enabled: removing the patch",
                     self.patches[i].name
                 );
@@ -571,9 +568,9 @@ impl core::fmt::Display for Count {
 }
 
 /// The first few function names of a patch, for a log line.
-struct FuncNames<'a>(&'a Patch);
+struct FuncNames<'a, K: Kernel>(&'a Patch<K>);
 
-impl core::fmt::Display for FuncNames<'_> {
+impl<K: Kernel> core::fmt::Display for FuncNames<'_, K> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         const SHOWN: usize = 4;
         let all = self

@@ -1,15 +1,38 @@
-//! The core's own records of registered patches, apart from the author's structs (a second
-//! front — klp-compatible structs, patches in Rust — can feed the same records).
+//! A patch as its module describes it (read from the author's structs by the kernel crate;
+//! a second front — klp-compatible structs, patches in Rust — can produce the same), and the
+//! core's own records of registered patches, apart from the author's structs.
 
-use crate::kernel::modules::{ModPtr, ModRef};
-use crate::kernel::patch_abi::{FuncDesc, ObjectDesc, PatchDesc};
-use crate::kernel::str::AllocError;
-use crate::kernel::sysfs::Dir;
+use crate::fallible::{push_reserved, AllocError};
 use crate::redirect::PatchId;
+use crate::seam::Kernel;
 use alloc::string::String;
 use alloc::vec::Vec;
 
-pub struct Func {
+/// A patch as registered: owned copies of what the author's structs say.
+pub struct PatchDesc<M> {
+    /// The address of the author's patch struct: the patch's identity in API calls.
+    pub key: usize,
+    /// The patch module.
+    pub module: M,
+    pub name: String,
+    pub objects: Vec<ObjectDesc>,
+}
+
+/// Where patched functions live.
+pub struct ObjectDesc {
+    /// None = vmlinux.
+    pub name: Option<String>,
+    pub funcs: Vec<FuncDesc>,
+}
+
+pub struct FuncDesc {
+    pub old_name: String,
+    pub new_func: usize,
+    pub old_addr: usize,
+    pub old_sympos: usize,
+}
+
+pub struct Func<K: Kernel> {
     pub name: String,
     pub new_func: usize,
     /// Link-time address the author gave (vmlinux only), or 0.
@@ -20,30 +43,30 @@ pub struct Func {
     pub addr: usize,
     /// Its ftrace call site (the redirection key), 0 while unresolved.
     pub ip: usize,
-    pub dir: Option<Dir>,
+    pub dir: Option<K::Dir>,
 }
 
-impl Func {
+impl<K: Kernel> Func<K> {
     /// The sympos in the directory name: the given one, or 1 when it had to be unique.
     pub fn dir_sympos(&self) -> usize {
         self.sympos.max(1)
     }
 }
 
-pub struct Object {
+pub struct Object<K: Kernel> {
     /// None = vmlinux.
     pub name: Option<String>,
-    pub funcs: Vec<Func>,
+    pub funcs: Vec<Func<K>>,
     /// The loaded module the addresses were resolved against (modules only).
-    pub module: Option<ModPtr>,
+    pub module: Option<K::Module>,
     /// The reference held on that module while the patch is enabled.
-    pub held: Option<ModRef>,
+    pub held: Option<K::ModRef>,
     /// Whether the functions are redirected now.
     pub redirected: bool,
-    pub dir: Option<Dir>,
+    pub dir: Option<K::Dir>,
 }
 
-impl Object {
+impl<K: Kernel> Object<K> {
     pub fn display_name(&self) -> &str {
         self.name.as_deref().unwrap_or("vmlinux")
     }
@@ -66,22 +89,22 @@ impl Object {
     }
 }
 
-pub struct Patch {
+pub struct Patch<K: Kernel> {
     pub id: PatchId,
     /// The address of the author's struct lp_patch.
     pub key: usize,
     pub name: String,
-    pub module: ModPtr,
+    pub module: K::Module,
     /// Children first: they are dropped (their directories removed) before `dir`.
-    pub objects: Vec<Object>,
+    pub objects: Vec<Object<K>>,
     pub enabled: bool,
     /// Once enabled, the patch module stays pinned (no consistency model yet).
     pub pinned: bool,
-    pub dir: Option<Dir>,
+    pub dir: Option<K::Dir>,
 }
 
-impl Patch {
-    pub fn from_desc(id: PatchId, d: PatchDesc) -> Result<Patch, AllocError> {
+impl<K: Kernel> Patch<K> {
+    pub fn from_desc(id: PatchId, d: PatchDesc<K::Module>) -> Result<Patch<K>, AllocError> {
         let mut objects = Vec::new();
         objects.try_reserve_exact(d.objects.len()).map_err(|_| AllocError)?;
         for ObjectDesc { name, funcs: fdescs } in d.objects {
@@ -103,7 +126,7 @@ impl Patch {
                     ip: 0,
                     dir: None,
                 };
-                let _ = funcs.push_within_capacity(f);
+                let _ = push_reserved(&mut funcs, f);
             }
             let o = Object {
                 name,
@@ -113,7 +136,7 @@ impl Patch {
                 redirected: false,
                 dir: None,
             };
-            let _ = objects.push_within_capacity(o);
+            let _ = push_reserved(&mut objects, o);
         }
         Ok(Patch {
             id,

@@ -1,0 +1,642 @@
+//! A fake kernel behind the core's kernel interface ([`lpatch_logic::seam::Kernel`]), so
+//! the core's logic runs under `cargo test` on the host: a kallsyms table (same-named
+//! statics, modules), an ftrace filter with 6.1's rules that can be told to fail, modules
+//! with states and reference counts, sysfs directories, the taint, the published
+//! redirection table and the log. It checks as it goes (an unbalanced module put, a
+//! directory removed before its children) and [`Fake::check_invariants`] checks the end
+//! state of a test against the core's.
+//!
+//! One [`Fake`] is one machine; clones share it (the core owns one, the test keeps
+//! another to stage events and look inside).
+
+pub mod fail_nth;
+
+use fail_nth::Suspended;
+use lpatch_logic::core::Core;
+use lpatch_logic::error::{Error, Result};
+use lpatch_logic::log::Level;
+use lpatch_logic::model::{FuncDesc, ObjectDesc, PatchDesc};
+use lpatch_logic::redirect::Table;
+use lpatch_logic::seam::{DirKind, Kernel, ModuleRef, SysfsDir};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::rc::Rc;
+
+/// A module's identity on the fake machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ModId(pub u32);
+
+/// The life of a module, as the module loader has it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ModState {
+    Coming,
+    Live,
+    Going,
+}
+
+#[derive(Debug)]
+struct Module {
+    name: String,
+    state: ModState,
+    refs: i64,
+    /// References given up without a put (ModuleRef::forget): a pinned patch module's,
+    /// or one on a module already going.
+    forgotten: i64,
+}
+
+#[derive(Debug, Clone)]
+struct Symbol {
+    name: String,
+    addr: usize,
+    module: Option<ModId>,
+    traceable: bool,
+}
+
+#[derive(Debug)]
+struct DirNode {
+    parent: Option<usize>,
+    name: String,
+    kind: Option<DirKind>,
+}
+
+#[derive(Default)]
+struct State {
+    log: Vec<(Level, String)>,
+    taints: u32,
+    kaslr_offset: usize,
+    symbols: Vec<Symbol>,
+    modules: BTreeMap<ModId, Module>,
+    next_mod: u32,
+    next_addr: usize,
+    filter: BTreeSet<usize>,
+    /// Call sites another ftrace user modifies (IPMODIFY): adding one fails with EBUSY.
+    owned_elsewhere: BTreeSet<usize>,
+    /// The next filter_add / filter_remove fails with this.
+    fail_add: Option<Error>,
+    fail_remove: Option<Error>,
+    filter_updates: u32,
+    published: Option<Table>,
+    dirs: BTreeMap<usize, DirNode>,
+    next_dir: usize,
+    /// What the fake saw go wrong (an unbalanced put, a directory removed before its
+    /// children): every test asserts it stays empty.
+    violations: Vec<String>,
+}
+
+/// The fake machine. Clones share it.
+#[derive(Clone, Default)]
+pub struct Fake(Rc<RefCell<State>>);
+
+/// The ftrace call site of a function at `addr` (after its 4-byte endbr64, as on x86-64).
+pub fn call_site(addr: usize) -> usize {
+    addr + 4
+}
+
+impl Fake {
+    pub fn new() -> Fake {
+        let f = Fake::default();
+        {
+            let mut s = f.0.borrow_mut();
+            s.next_addr = 0xffff_ffff_8100_0000;
+            s.next_mod = 1;
+            s.next_dir = 1;
+        }
+        f
+    }
+
+    /// A core over this machine, with its sysfs root made.
+    pub fn core(&self) -> Core<Fake> {
+        let root = self.mkdir(None, "lpatch", None).expect("root directory");
+        Core::new(self.clone(), root)
+    }
+
+    fn add_symbol(&self, name: &str, module: Option<ModId>, traceable: bool) -> usize {
+        let mut s = self.0.borrow_mut();
+        let addr = s.next_addr;
+        s.next_addr += 0x100;
+        s.symbols.push(Symbol {
+            name: name.to_string(),
+            addr,
+            module,
+            traceable,
+        });
+        addr
+    }
+
+    /// A traceable vmlinux function; its address.
+    pub fn vmlinux_fn(&self, name: &str) -> usize {
+        self.add_symbol(name, None, true)
+    }
+
+    /// A vmlinux function ftrace cannot trace (notrace, or not a function start).
+    pub fn vmlinux_untraceable(&self, name: &str) -> usize {
+        self.add_symbol(name, None, false)
+    }
+
+    /// A module in state COMING with the given traceable functions (their addresses in
+    /// order): as the loader has it when it calls the notifiers.
+    pub fn module_coming(&self, name: &str, funcs: &[&str]) -> (ModId, Vec<usize>) {
+        let id = {
+            let mut s = self.0.borrow_mut();
+            let id = ModId(s.next_mod);
+            s.next_mod += 1;
+            s.modules.insert(
+                id,
+                Module {
+                    name: name.to_string(),
+                    state: ModState::Coming,
+                    refs: 0,
+                    forgotten: 0,
+                },
+            );
+            id
+        };
+        let addrs = funcs
+            .iter()
+            .map(|f| self.add_symbol(f, Some(id), true))
+            .collect();
+        (id, addrs)
+    }
+
+    /// The addresses of every symbol named `name`, in kallsyms order.
+    pub fn symbol_addrs(&self, name: &str) -> Vec<usize> {
+        self.0
+            .borrow()
+            .symbols
+            .iter()
+            .filter(|y| y.name == name)
+            .map(|y| y.addr)
+            .collect()
+    }
+
+    pub fn set_state(&self, m: ModId, state: ModState) {
+        self.0
+            .borrow_mut()
+            .modules
+            .get_mut(&m)
+            .expect("module")
+            .state = state;
+    }
+
+    /// A module's load done: COMING, then LIVE.
+    pub fn module_live(&self, name: &str, funcs: &[&str]) -> (ModId, Vec<usize>) {
+        let r = self.module_coming(name, funcs);
+        self.set_state(r.0, ModState::Live);
+        r
+    }
+
+    /// The module is gone (after its GOING notification): its symbols with it.
+    pub fn module_freed(&self, m: ModId) {
+        let mut s = self.0.borrow_mut();
+        s.modules.remove(&m);
+        s.symbols.retain(|y| y.module != Some(m));
+    }
+
+    pub fn refs(&self, m: ModId) -> i64 {
+        self.0.borrow().modules.get(&m).map_or(0, |x| x.refs)
+    }
+
+    pub fn set_kaslr_offset(&self, off: usize) {
+        let mut s = self.0.borrow_mut();
+        let old = s.kaslr_offset;
+        for y in s.symbols.iter_mut().filter(|y| y.module.is_none()) {
+            y.addr = y.addr - old + off;
+        }
+        s.kaslr_offset = off;
+    }
+
+    /// Another ftrace user (a kprobe with a post handler, the in-kernel livepatch) owns the
+    /// call site of the function at `addr`.
+    pub fn owned_elsewhere(&self, addr: usize) {
+        self.0.borrow_mut().owned_elsewhere.insert(call_site(addr));
+    }
+
+    pub fn fail_next_filter_add(&self, e: Error) {
+        self.0.borrow_mut().fail_add = Some(e);
+    }
+
+    pub fn fail_next_filter_remove(&self, e: Error) {
+        self.0.borrow_mut().fail_remove = Some(e);
+    }
+
+    pub fn filter(&self) -> BTreeSet<usize> {
+        self.0.borrow().filter.clone()
+    }
+
+    /// How many filter updates succeeded.
+    pub fn filter_updates(&self) -> u32 {
+        self.0.borrow().filter_updates
+    }
+
+    /// Where a call of the function at `addr` goes now (what the ftrace handler would do):
+    /// its replacement, or `addr` itself.
+    pub fn call(&self, addr: usize) -> usize {
+        let s = self.0.borrow();
+        let ip = call_site(addr);
+        if !s.filter.contains(&ip) {
+            return addr;
+        }
+        match s.published.as_ref().map_or(0, |t| t.target(ip)) {
+            0 => addr,
+            t => t,
+        }
+    }
+
+    pub fn tainted(&self) -> bool {
+        self.0.borrow().taints > 0
+    }
+
+    /// Every log line so far, "level: text".
+    pub fn log(&self) -> Vec<String> {
+        self.0
+            .borrow()
+            .log
+            .iter()
+            .map(|(l, t)| format!("{l:?}: {t}"))
+            .collect()
+    }
+
+    /// Whether some log line holds every one of `parts`.
+    pub fn logged(&self, parts: &[&str]) -> bool {
+        self.0
+            .borrow()
+            .log
+            .iter()
+            .any(|(_, t)| parts.iter().all(|p| t.contains(p)))
+    }
+
+    pub fn clear_log(&self) {
+        self.0.borrow_mut().log.clear();
+    }
+
+    /// The sysfs paths that exist now (below the root), sorted.
+    pub fn dirs(&self) -> Vec<String> {
+        let ids: Vec<usize> = self.0.borrow().dirs.keys().copied().collect();
+        let mut v: Vec<String> = ids.into_iter().map(|id| self.path_of(id)).collect();
+        v.sort();
+        v
+    }
+
+    /// The id of the directory at `path` (as [`Fake::dirs`] spells it).
+    pub fn dir_id(&self, path: &str) -> Option<usize> {
+        let ids: Vec<usize> = self.0.borrow().dirs.keys().copied().collect();
+        ids.into_iter().find(|&id| self.path_of(id) == path)
+    }
+
+    /// Which attributes the directory at `path` has (None: a plain directory).
+    pub fn dir_kind(&self, path: &str) -> Option<DirKind> {
+        let id = self.dir_id(path)?;
+        self.0.borrow().dirs.get(&id).and_then(|d| d.kind)
+    }
+
+    fn path_of(&self, mut id: usize) -> String {
+        let s = self.0.borrow();
+        let mut parts = Vec::new();
+        while let Some(d) = s.dirs.get(&id) {
+            parts.push(d.name.clone());
+            match d.parent {
+                Some(p) => id = p,
+                None => break,
+            }
+        }
+        parts.reverse();
+        parts.join("/")
+    }
+
+    /// What the fake saw go wrong.
+    pub fn violations(&self) -> Vec<String> {
+        self.0.borrow().violations.clone()
+    }
+
+    /// The end-of-test checks, against the core's own records: no violation seen; the
+    /// filter holds exactly the call sites the core redirects; every module reference held
+    /// is one the core accounts for (`held`: the modules the test expects referenced, with
+    /// their counts).
+    pub fn check_invariants(&self, core: &Core<Fake>, held: &[(ModId, i64)]) {
+        assert_eq!(self.violations(), Vec::<String>::new(), "violations");
+        let redirected: BTreeSet<usize> = core.redirected_ips().collect();
+        assert_eq!(
+            self.filter(),
+            redirected,
+            "ftrace filter vs the core's records"
+        );
+        let s = self.0.borrow();
+        for (id, m) in &s.modules {
+            let want = held.iter().find(|(h, _)| h == id).map_or(0, |&(_, n)| n);
+            assert_eq!(m.refs, want, "references on module {} ({id:?})", m.name);
+        }
+        // The core's own account: a reference for each object it holds one for; the rest
+        // must be references it gave up on purpose (a patch module pinned for good).
+        let mut accounted: BTreeMap<ModId, i64> = BTreeMap::new();
+        for p in &core.patches {
+            for o in &p.objects {
+                if let Some(r) = &o.held {
+                    *accounted.entry(r.module()).or_default() += 1;
+                }
+            }
+        }
+        for (id, m) in &s.modules {
+            assert_eq!(
+                m.refs - m.forgotten,
+                accounted.get(id).copied().unwrap_or(0),
+                "references on module {} the core does not account for ({} given up)",
+                m.name,
+                m.forgotten
+            );
+        }
+    }
+}
+
+/// A reference the fake counts.
+pub struct FakeRef {
+    fake: Fake,
+    m: ModId,
+}
+
+impl fmt::Debug for FakeRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "FakeRef({:?})", self.m)
+    }
+}
+
+impl ModuleRef<ModId> for FakeRef {
+    fn module(&self) -> ModId {
+        self.m
+    }
+
+    fn forget(self) {
+        let _s = Suspended::new();
+        if let Some(m) = self.fake.0.borrow_mut().modules.get_mut(&self.m) {
+            m.forgotten += 1;
+        }
+        std::mem::forget(self)
+    }
+}
+
+impl Drop for FakeRef {
+    fn drop(&mut self) {
+        let _s = Suspended::new();
+        let mut s = self.fake.0.borrow_mut();
+        match s.modules.get_mut(&self.m) {
+            Some(m) if m.refs > 0 => m.refs -= 1,
+            Some(m) => {
+                let msg = format!("module_put of {} with no reference held", m.name);
+                s.violations.push(msg);
+            }
+            None => {
+                let msg = format!("module_put of freed module {:?}", self.m);
+                s.violations.push(msg);
+            }
+        }
+    }
+}
+
+/// A fake sysfs directory; removed when dropped.
+pub struct FakeDir {
+    fake: Fake,
+    id: usize,
+}
+
+impl SysfsDir for FakeDir {
+    fn id(&self) -> usize {
+        self.id
+    }
+}
+
+impl Drop for FakeDir {
+    fn drop(&mut self) {
+        let _s = Suspended::new();
+        let mut s = self.fake.0.borrow_mut();
+        if s.dirs.values().any(|d| d.parent == Some(self.id)) {
+            let msg = format!("directory {} removed before its children", self.id);
+            s.violations.push(msg);
+        }
+        s.dirs.remove(&self.id);
+    }
+}
+
+impl Kernel for Fake {
+    type Module = ModId;
+    type ModRef = FakeRef;
+    type Dir = FakeDir;
+    type Retired = Option<Table>;
+
+    fn log(&self, level: Level, args: fmt::Arguments<'_>) {
+        let _s = Suspended::new();
+        self.0.borrow_mut().log.push((level, args.to_string()));
+    }
+
+    fn taint_livepatch(&self) {
+        let _s = Suspended::new();
+        self.0.borrow_mut().taints += 1;
+    }
+
+    fn kaslr_offset(&self) -> usize {
+        let _s = Suspended::new();
+        self.0.borrow().kaslr_offset
+    }
+
+    fn for_each_symbol(&self, object: Option<ModId>, f: &mut dyn FnMut(&[u8], usize)) {
+        let s = Suspended::new();
+        let syms: Vec<Symbol> = self
+            .0
+            .borrow()
+            .symbols
+            .iter()
+            .filter(|y| y.module == object)
+            .cloned()
+            .collect();
+        // The core's callback runs as it would in the kernel: its allocations count.
+        drop(s);
+        for y in &syms {
+            f(y.name.as_bytes(), y.addr);
+        }
+        let _s = Suspended::new();
+        drop(syms);
+    }
+
+    fn ftrace_location(&self, addr: usize) -> Option<usize> {
+        let _s = Suspended::new();
+        let s = self.0.borrow();
+        s.symbols
+            .iter()
+            .find(|y| y.addr == addr && y.traceable)
+            .map(|y| call_site(y.addr))
+    }
+
+    fn module_name<'b>(&self, m: ModId, buf: &'b mut [u8; 64]) -> &'b str {
+        let _s = Suspended::new();
+        let s = self.0.borrow();
+        let name = s
+            .modules
+            .get(&m)
+            .map_or("?", |x| x.name.as_str())
+            .as_bytes();
+        let n = name.len().min(buf.len());
+        buf[..n].copy_from_slice(&name[..n]);
+        std::str::from_utf8(&buf[..n]).unwrap_or("?")
+    }
+
+    fn try_get(&self, m: ModId) -> Option<FakeRef> {
+        let _s = Suspended::new();
+        let mut s = self.0.borrow_mut();
+        let x = s.modules.get_mut(&m)?;
+        if x.state == ModState::Going {
+            return None;
+        }
+        x.refs += 1;
+        Some(FakeRef {
+            fake: self.clone(),
+            m,
+        })
+    }
+
+    fn find_loaded(
+        &self,
+        name: &str,
+        accept: &dyn Fn(ModId, bool) -> bool,
+    ) -> Result<Option<FakeRef>> {
+        let _s = Suspended::new();
+        let found = {
+            let s = self.0.borrow();
+            s.modules
+                .iter()
+                .find(|(_, x)| x.name == name && x.state != ModState::Going)
+                .map(|(&id, x)| (id, x.state == ModState::Live))
+        };
+        Ok(match found {
+            Some((id, live)) if accept(id, live) => self.try_get(id),
+            _ => None,
+        })
+    }
+
+    fn filter_add(&self, ips: &mut [usize]) -> Result {
+        let _s = Suspended::new();
+        let mut s = self.0.borrow_mut();
+        if let Some(e) = s.fail_add.take() {
+            return Err(e);
+        }
+        // 6.1: each ip must be a call site; an IPMODIFY ops may not share one with another.
+        for ip in ips.iter() {
+            if !s
+                .symbols
+                .iter()
+                .any(|y| y.traceable && call_site(y.addr) == *ip)
+            {
+                return Err(Error::EINVAL);
+            }
+            if s.owned_elsewhere.contains(ip) {
+                return Err(Error::EBUSY);
+            }
+        }
+        s.filter.extend(ips.iter().copied());
+        s.filter_updates += 1;
+        Ok(())
+    }
+
+    fn filter_remove(&self, ips: &mut [usize]) -> Result {
+        let _s = Suspended::new();
+        let mut s = self.0.borrow_mut();
+        if let Some(e) = s.fail_remove.take() {
+            return Err(e);
+        }
+        // 6.1: removing an ip the filter does not hold fails the whole call.
+        if ips.iter().any(|ip| !s.filter.contains(ip)) {
+            return Err(Error::ENOENT);
+        }
+        for ip in ips.iter() {
+            s.filter.remove(ip);
+        }
+        s.filter_updates += 1;
+        Ok(())
+    }
+
+    fn publish(&self, table: Option<Table>) -> Result<Option<Table>> {
+        let _s = Suspended::new();
+        Ok(std::mem::replace(&mut self.0.borrow_mut().published, table))
+    }
+
+    fn restore(&self, old: Option<Table>) -> Option<Table> {
+        let _s = Suspended::new();
+        std::mem::replace(&mut self.0.borrow_mut().published, old)
+    }
+
+    fn with_published(&self, f: &mut dyn FnMut(&Table)) {
+        let _s = Suspended::new();
+        if let Some(t) = self.0.borrow().published.as_ref() {
+            f(t)
+        }
+    }
+
+    fn mkdir(
+        &self,
+        parent: Option<&FakeDir>,
+        name: &str,
+        kind: Option<DirKind>,
+    ) -> Result<FakeDir> {
+        let _s = Suspended::new();
+        let mut s = self.0.borrow_mut();
+        let parent = parent.map(|p| p.id);
+        if s.dirs
+            .values()
+            .any(|d| d.parent == parent && d.name == name)
+        {
+            // sysfs: "cannot create duplicate filename"
+            return Err(Error::EEXIST);
+        }
+        let id = s.next_dir;
+        s.next_dir += 1;
+        s.dirs.insert(
+            id,
+            DirNode {
+                parent,
+                name: name.to_string(),
+                kind,
+            },
+        );
+        Ok(FakeDir {
+            fake: self.clone(),
+            id,
+        })
+    }
+}
+
+/// A function of a test patch: (name, old_sympos, old_addr).
+pub type FuncSpec<'a> = (&'a str, usize, usize);
+/// An object of a test patch: (module name, None for vmlinux; its functions).
+pub type ObjectSpec<'a> = (Option<&'a str>, &'a [FuncSpec<'a>]);
+
+/// A patch description for the tests: `objects` as (object name or None for vmlinux,
+/// [(function, sympos, old_addr)]), replacements at made-up addresses.
+pub fn patch_desc(
+    key: usize,
+    module: ModId,
+    name: &str,
+    objects: &[ObjectSpec<'_>],
+) -> PatchDesc<ModId> {
+    let mut next_new = 0xffff_ffff_c000_0000 + key * 0x1000;
+    PatchDesc {
+        key,
+        module,
+        name: name.to_string(),
+        objects: objects
+            .iter()
+            .map(|(o, funcs)| ObjectDesc {
+                name: o.map(str::to_string),
+                funcs: funcs
+                    .iter()
+                    .map(|&(f, sympos, old_addr)| {
+                        next_new += 0x10;
+                        FuncDesc {
+                            old_name: f.to_string(),
+                            new_func: next_new,
+                            old_addr,
+                            old_sympos: sympos,
+                        }
+                    })
+                    .collect(),
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! Bad input at the API, on the host over the fake kernel: each is refused with the errno
+//! the VM tests expect, a log line naming the cause, and nothing left — no directory, no
+//! filter entry, no reference, no taint — so the same patch registers cleanly afterwards.
+
+use lpatch_fake_kernel::{call_site, patch_desc, Fake, ModId, ObjectSpec};
+use lpatch_logic::core::Core;
+use lpatch_logic::error::Error;
+
+const KEY: usize = 0xa000;
+
+/// A machine with the functions the cases name: `dup` twice (two same-named statics),
+/// `solo` once, `notrace_fn` untraceable; a live module `mod_t` with `mf`.
+fn machine() -> (Fake, Core<Fake>, ModId) {
+    let k = Fake::new();
+    k.vmlinux_fn("solo");
+    k.vmlinux_fn("dup");
+    k.vmlinux_fn("other");
+    k.vmlinux_fn("dup");
+    k.vmlinux_untraceable("notrace_fn");
+    k.module_live("mod_t", &["mf"]);
+    let (pm, _) = k.module_live("patchmod", &[]);
+    let c = k.core();
+    (k, c, pm)
+}
+
+/// Registers (and, if that works, enables) a patch of `objects`; the whole attempt must
+/// fail with `errno` and a log line holding `says`, leaving nothing behind.
+#[track_caller]
+fn refused(objects: &[ObjectSpec<'_>], errno: Error, says: &str) {
+    let (k, mut c, pm) = machine();
+    let r = c
+        .register(patch_desc(KEY, pm, "bad", objects))
+        .and_then(|_| c.enable(KEY));
+    assert_eq!(r, Err(errno), "log: {:#?}", k.log());
+    assert!(
+        k.logged(&[says]),
+        "no log line with {says:?}: {:#?}",
+        k.log()
+    );
+    // Refused at enable: the patch stays registered (the module's init unregisters it).
+    if c.patches.len() == 1 {
+        c.unregister(KEY).unwrap();
+    }
+    drop(c.take_buried());
+    assert_eq!(k.dirs(), ["lpatch"], "directories left");
+    assert!(k.filter().is_empty(), "filter entries left");
+    assert!(!k.tainted(), "tainted by a refused patch");
+    k.check_invariants(&c, &[]);
+    // Nothing left in the way: the same name registers and applies at once.
+    c.register(patch_desc(KEY, pm, "bad", &[(None, &[("solo", 0, 0)])]))
+        .unwrap();
+    c.enable(KEY).unwrap();
+    k.check_invariants(&c, &[(pm, 1)]);
+}
+
+#[test]
+fn missing_symbol_is_enoent() {
+    refused(
+        &[(None, &[("no_such_fn", 0, 0)])],
+        Error::ENOENT,
+        "function no_such_fn not found in vmlinux",
+    );
+}
+
+#[test]
+fn ambiguous_symbol_is_einval_with_its_count() {
+    refused(
+        &[(None, &[("dup", 0, 0)])],
+        Error::EINVAL,
+        "function dup is ambiguous in vmlinux: 2 symbols have that name",
+    );
+}
+
+#[test]
+fn sympos_past_the_candidates_is_enoent() {
+    refused(
+        &[(None, &[("dup", 3, 0)])],
+        Error::ENOENT,
+        "has old_sympos 3 but vmlinux has only 2 symbol(s)",
+    );
+}
+
+#[test]
+fn old_addr_of_another_function_is_einval() {
+    refused(
+        &[(None, &[("solo", 0, 0x1234)])],
+        Error::EINVAL,
+        "old_addr 0x1234 of solo",
+    );
+}
+
+#[test]
+fn old_addr_in_a_module_is_einval() {
+    refused(
+        &[(Some("mod_t"), &[("mf", 0, 0x1234)])],
+        Error::EINVAL,
+        "old_addr is for vmlinux only",
+    );
+}
+
+#[test]
+fn untraceable_function_is_einval() {
+    refused(
+        &[(None, &[("notrace_fn", 0, 0)])],
+        Error::EINVAL,
+        "is not traceable by ftrace",
+    );
+}
+
+#[test]
+fn function_listed_twice_is_einval() {
+    refused(
+        &[(None, &[("solo", 0, 0), ("solo", 1, 0)])],
+        Error::EINVAL,
+        "function solo is listed twice in vmlinux",
+    );
+}
+
+#[test]
+fn object_listed_twice_is_einval() {
+    refused(
+        &[(None, &[("solo", 0, 0)]), (None, &[("other", 0, 0)])],
+        Error::EINVAL,
+        "object vmlinux is listed twice",
+    );
+}
+
+#[test]
+fn empty_patch_is_einval() {
+    refused(
+        &[(None, &[])],
+        Error::EINVAL,
+        "patch bad: no functions to patch",
+    );
+}
+
+/// One good function and one missing: nothing of the patch is applied.
+#[test]
+fn one_bad_function_refuses_the_whole_patch() {
+    refused(
+        &[(None, &[("solo", 0, 0), ("no_such_fn", 0, 0)])],
+        Error::ENOENT,
+        "no_such_fn not found",
+    );
+}
+
+#[test]
+fn missing_symbol_in_a_loaded_module_is_enoent() {
+    refused(
+        &[(Some("mod_t"), &[("nope", 0, 0)])],
+        Error::ENOENT,
+        "function nope not found in mod_t",
+    );
+}
+
+#[test]
+fn patch_registered_twice_is_eexist() {
+    let (k, mut c, pm) = machine();
+    c.register(patch_desc(KEY, pm, "p", &[(None, &[("solo", 0, 0)])]))
+        .unwrap();
+    assert_eq!(
+        c.register(patch_desc(KEY, pm, "p", &[(None, &[("other", 0, 0)])])),
+        Err(Error::EEXIST)
+    );
+    assert_eq!(
+        c.register(patch_desc(KEY + 1, pm, "p", &[(None, &[("other", 0, 0)])])),
+        Err(Error::EEXIST)
+    );
+    assert!(k.logged(&["patch p is already registered"]));
+    assert_eq!(c.patches.len(), 1);
+    k.check_invariants(&c, &[]);
+}
+
+#[test]
+fn calls_for_an_unregistered_patch_are_einval() {
+    let (k, mut c, _) = machine();
+    assert_eq!(c.enable(KEY), Err(Error::EINVAL));
+    assert_eq!(c.disable(KEY), Err(Error::EINVAL));
+    assert_eq!(c.unregister(KEY), Err(Error::EINVAL));
+    assert!(k.logged(&["enable: patch 0xa000 is not registered"]));
+    k.check_invariants(&c, &[]);
+}
+
+/// A function another ftrace user modifies (a kprobe with a post handler, the in-kernel
+/// livepatch): EBUSY, the log names the patch's functions, and nothing is applied — not
+/// even the patch's other functions.
+#[test]
+fn function_owned_by_another_ftrace_user_is_ebusy() {
+    let (k, mut c, pm) = machine();
+    let addr_other = k.symbol_addrs("other")[0];
+    k.owned_elsewhere(addr_other);
+    c.register(patch_desc(
+        KEY,
+        pm,
+        "p",
+        &[(None, &[("solo", 0, 0), ("other", 0, 0)])],
+    ))
+    .unwrap();
+    assert_eq!(c.enable(KEY), Err(Error::EBUSY));
+    assert!(k.logged(&["patch p: a function of it (vmlinux:solo, vmlinux:other) is already modified by another ftrace user"]));
+    assert!(k.logged(&["patch p not enabled", "nothing of it is applied"]));
+    assert!(k.filter().is_empty());
+    assert!(!k.filter().contains(&call_site(addr_other)));
+    assert!(!c.patches[0].enabled);
+    assert!(!k.tainted());
+    k.check_invariants(&c, &[]);
+}

@@ -1,0 +1,92 @@
+//! The one interface between the core's logic and the kernel. The kernel crate implements
+//! it over the real kernel (kernel/rust/src/kernel/); the host tests over a fake one. The
+//! logic never reaches the kernel any other way, and an implementation never calls back
+//! into the logic: the C entry points sit above both and call down.
+
+use crate::error::Result;
+use core::fmt;
+
+// What crosses the seam, besides the trait: the kernel side reads a patch module's structs
+// into a PatchDesc, publishes Tables to its ftrace handler and prints log Levels. It imports
+// these from here (and errors and fallible collections), nothing else of the logic.
+pub use crate::log::Level;
+pub use crate::model::{FuncDesc, ObjectDesc, PatchDesc};
+pub use crate::redirect::Table;
+
+/// A reference on a module: while it is held the module stays loaded (short of
+/// `rmmod -f`); dropping it puts the reference.
+pub trait ModuleRef<M> {
+    /// The module it is held on.
+    fn module(&self) -> M;
+    /// Gives the reference up without putting it: for a module already going (its count
+    /// no longer matters), or a patch module pinned for good.
+    fn forget(self);
+}
+
+/// A sysfs directory, removed when dropped (children before their parent, and never with
+/// the core's lock held: removal waits for running show/store callbacks, which take it).
+pub trait SysfsDir {
+    /// The identity attribute callbacks name it by.
+    fn id(&self) -> usize;
+}
+
+/// Which attributes a directory gets.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirKind {
+    /// A patch's: `enabled` (0644).
+    Patch,
+    /// A function's: `old_addr`, `new_addr` (0400).
+    Func,
+}
+
+/// What the kernel does for the core. Every call is made under the core's one lock (in
+/// process context), except where a method says otherwise.
+pub trait Kernel {
+    /// A module's identity: compared, named, used to take references.
+    type Module: Copy + Eq + fmt::Debug;
+    type ModRef: ModuleRef<Self::Module>;
+    type Dir: SysfsDir;
+    /// A redirection table no longer published: readers may still hold it until a grace
+    /// period has passed; dropping it waits for that, then frees it.
+    type Retired;
+
+    /// One log line.
+    fn log(&self, level: Level, args: fmt::Arguments<'_>);
+    /// Marks the kernel live-patched (taint K).
+    fn taint_livepatch(&self);
+
+    /// How far KASLR moved vmlinux from its link-time addresses.
+    fn kaslr_offset(&self) -> usize;
+    /// Calls `f(name, address)` for every symbol of vmlinux (`None`) or of one module,
+    /// in kallsyms order. Takes module_mutex for a module: never with it held.
+    fn for_each_symbol(&self, object: Option<Self::Module>, f: &mut dyn FnMut(&[u8], usize));
+    /// The ftrace call site of the function starting at `addr`, if ftrace can trace it.
+    fn ftrace_location(&self, addr: usize) -> Option<usize>;
+
+    /// The module's name (copied into `buf`; module names are at most 56 bytes).
+    fn module_name<'b>(&self, m: Self::Module, buf: &'b mut [u8; 64]) -> &'b str;
+    /// A reference on a module the caller knows to be alive; None once it is going.
+    fn try_get(&self, m: Self::Module) -> Option<Self::ModRef>;
+    /// The loaded module named `name`, with a reference, if `accept(module, live)` (live:
+    /// its init has finished; otherwise it is COMING; modules not yet formed or going are
+    /// never found). `accept` runs before the reference is taken.
+    fn find_loaded(&self, name: &str, accept: &dyn Fn(Self::Module, bool) -> bool) -> Result<Option<Self::ModRef>>;
+
+    /// Adds call sites to the core's ftrace filter (one ftrace update for the batch; sites
+    /// already there stay). An error leaves the filter as it was.
+    fn filter_add(&self, ips: &mut [usize]) -> Result;
+    /// Removes call sites from the filter; fails whole if one of them is not in it.
+    fn filter_remove(&self, ips: &mut [usize]) -> Result;
+
+    /// Publishes `table` to the ftrace handler (None: no table); returns the one replaced.
+    /// ENOMEM (nothing published) when the kernel cannot allocate its copy.
+    fn publish(&self, table: Option<Table>) -> Result<Self::Retired>;
+    /// Publishes again a table `publish` replaced (undoing it); returns what it replaces.
+    fn restore(&self, old: Self::Retired) -> Self::Retired;
+    /// Runs `f` on the table published now, if any (under the core's lock: it stays).
+    fn with_published(&self, f: &mut dyn FnMut(&Table));
+
+    /// A directory `name` under `parent` (None: the core's root, under /sys/kernel), with
+    /// the attributes of `kind`, if any.
+    fn mkdir(&self, parent: Option<&Self::Dir>, name: &str, kind: Option<DirKind>) -> Result<Self::Dir>;
+}

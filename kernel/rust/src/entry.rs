@@ -1,0 +1,192 @@
+//! The entry points the C glue calls (`lpr_*`), and the core's state under its one lock.
+//! Each takes the lock, calls down into the core's logic over the real kernel, and turns
+//! the result into what C expects (0 or -errno). Nothing below calls back up here.
+
+use crate::kernel::ffi;
+use crate::kernel::ftrace::TABLE;
+use crate::kernel::modules::{ModPtr, NotifierReg};
+use crate::kernel::patch_abi::read_patch;
+use crate::kernel::rcu::RcuReader;
+use crate::kernel::real::Real;
+use crate::kernel::sync::CoreLock;
+use crate::kernel::sysfs::{kernel_has_dir, PageOut, PAGE};
+use crate::VERSION;
+use core::ffi::{c_char, c_int, c_ulong, CStr};
+use lpatch_logic::core::{Core, ModuleEvent};
+use lpatch_logic::error::{to_c, Error, Result};
+use lpatch_logic::seam::Kernel;
+
+/// The running core: the module notifier (first: dropped first at exit, so no
+/// notification arrives during teardown) and the state.
+struct Live {
+    notifier: Option<NotifierReg>,
+    core: Core<Real>,
+}
+
+static CORE: CoreLock<Option<Live>> = CoreLock::new(None);
+
+/// Runs `f` on the core under the lock; whatever `f` buried is dropped after unlocking,
+/// because removing a sysfs directory waits for its running callbacks, which take the lock.
+/// ENODEV before init and after exit.
+fn with_core<R>(f: impl FnOnce(&mut Core<Real>) -> Result<R>) -> Result<R> {
+    let mut guard = CORE.lock();
+    let Some(live) = guard.as_mut() else {
+        return Err(Error::ENODEV);
+    };
+    let r = f(&mut live.core);
+    let dead = live.core.take_buried();
+    drop(guard);
+    drop(dead);
+    r
+}
+
+/// Starts the core: symbols and the ftrace_ops, the sysfs root, the module notifier.
+fn init() -> Result {
+    let k = Real::start()?;
+    // Debian's kernel has the in-kernel livepatch core, which owns /sys/kernel/livepatch.
+    let root_name = if kernel_has_dir(c"livepatch") {
+        "lpatch"
+    } else {
+        "livepatch"
+    };
+    let root = k.mkdir(None, root_name, None)?;
+    let core = Core::new(k, root);
+    // Outside our lock: a module load in progress holds the notifier chain and may be
+    // waiting for our lock.
+    let notifier = NotifierReg::register()?;
+    *CORE.lock() = Some(Live {
+        notifier: Some(notifier),
+        core,
+    });
+    pr_info!("sysfs root /sys/kernel/{}", root_name);
+    Ok(())
+}
+
+/// Module init, called by the C glue. Returns 0 or a negative errno.
+#[no_mangle]
+pub extern "C" fn lpr_init() -> c_int {
+    match init() {
+        Ok(()) => {
+            pr_info!("lpatch {} (Rust core) loaded", VERSION);
+            0
+        }
+        Err(e) => {
+            pr_err!("lpatch {} failed to start: {}", VERSION, e);
+            e.to_errno()
+        }
+    }
+}
+
+/// Module exit, called by the C glue (no patch module can be loaded: they depend on us).
+#[no_mangle]
+pub extern "C" fn lpr_exit() {
+    let live = CORE.lock().take();
+    if let Some(mut live) = live {
+        drop(live.notifier.take());
+        if !live.core.patches.is_empty() {
+            pr_err!(
+                "unloading with {} patches registered (forced unload?): leaking them",
+                live.core.patches.len()
+            );
+            core::mem::forget(core::mem::take(&mut live.core.patches));
+        }
+        drop(live);
+    }
+    pr_info!("lpatch {} unloaded", VERSION);
+}
+
+/// `lp_register_patch` from the glue.
+///
+/// # Safety
+/// As for [`read_patch`]: the patch module's own `lp_patch`, valid for the call.
+#[no_mangle]
+pub unsafe extern "C" fn lpr_register_patch(p: *const ffi::lp_patch) -> c_int {
+    // SAFETY: the caller's contract is read_patch's.
+    let desc = unsafe { read_patch(p) };
+    to_c(desc.and_then(|d| with_core(|c| c.register(d))))
+}
+
+#[no_mangle]
+pub extern "C" fn lpr_unregister_patch(p: *const ffi::lp_patch) -> c_int {
+    to_c(with_core(|c| c.unregister(p as usize)))
+}
+
+#[no_mangle]
+pub extern "C" fn lpr_enable_patch(p: *const ffi::lp_patch) -> c_int {
+    to_c(with_core(|c| c.enable(p as usize)))
+}
+
+#[no_mangle]
+pub extern "C" fn lpr_disable_patch(p: *const ffi::lp_patch) -> c_int {
+    to_c(with_core(|c| c.disable(p as usize)))
+}
+
+/// Called by the glue's notifier for every module state change.
+///
+/// # Safety
+/// `module` is NULL or the module the notifier chain was called for, allocated for the
+/// whole call.
+#[no_mangle]
+pub unsafe extern "C" fn lpr_module_notify(action: c_ulong, module: *mut ffi::module) -> c_int {
+    let event = match action as u32 {
+        x if x == ffi::module_state::MODULE_STATE_COMING as u32 => ModuleEvent::Coming,
+        x if x == ffi::module_state::MODULE_STATE_GOING as u32 => ModuleEvent::Going,
+        _ => ModuleEvent::Other,
+    };
+    // SAFETY: the module notifier is called with a module that stays allocated for the
+    // whole call.
+    let Some(m) = (unsafe { ModPtr::from_raw(module) }) else {
+        return 0;
+    };
+    match with_core(|c| c.module_event(event, m)) {
+        // Before init or after exit there is nothing to do for a module.
+        Err(Error::ENODEV) => 0,
+        r => to_c(r),
+    }
+}
+
+/// The show callback of every attribute, from the glue.
+///
+/// # Safety
+/// `buf` is a writable PAGE_SIZE buffer and `attr` a NUL-terminated string, both valid
+/// for the call (what sysfs passes a show callback).
+#[no_mangle]
+pub unsafe extern "C" fn lpr_sysfs_show(kobj: *mut ffi::kobject, attr: *const c_char, buf: *mut u8) -> isize {
+    // SAFETY: sysfs passes a PAGE_SIZE buffer and the attribute's static NUL-terminated name.
+    let (buf, attr) = unsafe { (core::slice::from_raw_parts_mut(buf, PAGE), CStr::from_ptr(attr)) };
+    let mut out = PageOut::new(buf);
+    match with_core(|c| lpatch_logic::sysfs::show(c, kobj as usize, attr.to_bytes(), &mut out)) {
+        Ok(()) => out.written() as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// The store callback of every writable attribute, from the glue.
+///
+/// # Safety
+/// `buf` has `len` readable bytes and `attr` is a NUL-terminated string, both valid for
+/// the call (what sysfs passes a store callback).
+#[no_mangle]
+pub unsafe extern "C" fn lpr_sysfs_store(
+    kobj: *mut ffi::kobject,
+    attr: *const c_char,
+    buf: *const u8,
+    len: usize,
+) -> isize {
+    // SAFETY: sysfs passes `len` readable bytes (at most a page) and the static name.
+    let (input, attr) = unsafe { (core::slice::from_raw_parts(buf, len), CStr::from_ptr(attr)) };
+    match with_core(|c| lpatch_logic::sysfs::store(c, kobj as usize, attr.to_bytes(), input)) {
+        Ok(()) => len as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// Called by the glue's ftrace handler, in any context (NMI included), with preemption
+/// disabled and recursion guarded: returns where the call at `ip` must go, or 0.
+#[no_mangle]
+pub extern "C" fn lpr_redirect_target(ip: c_ulong) -> c_ulong {
+    // SAFETY: the glue's handler disabled preemption (ftrace_test_recursion_trylock) and
+    // keeps it disabled until we return.
+    let reader = unsafe { RcuReader::new() };
+    TABLE.get(&reader).map_or(0, |t| t.target(ip as usize)) as c_ulong
+}

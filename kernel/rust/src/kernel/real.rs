@@ -1,0 +1,122 @@
+//! The kernel interface of the core's logic ([`lpatch_logic::seam::Kernel`]) over the real
+//! kernel: each method is one of this layer's wrappers. Nothing here calls back into the
+//! logic.
+
+use super::ftrace::{self, OpsReg, TABLE};
+use super::kallsyms::Kallsyms;
+use super::modules::{find_loaded, ModPtr, ModRef};
+use super::patch_abi::taint_livepatch;
+use super::print::{self, Level as PrintLevel};
+use super::rcu::Retired;
+use super::sysfs::Dir;
+use alloc::boxed::Box;
+use core::fmt;
+use lpatch_logic::error::{Error, Result};
+use lpatch_logic::fallible::try_format;
+use lpatch_logic::seam::{DirKind, Kernel, Level, Table};
+
+/// The running kernel, as the core uses it: the unexported functions found through
+/// kallsyms, and the glue's ftrace_ops, registered for as long as this lives.
+pub struct Real {
+    syms: Kallsyms,
+    _ops: OpsReg,
+}
+
+impl Real {
+    /// Finds what the core needs and registers the ftrace_ops (with the glue's anchor
+    /// function in its filter, so that filter is never empty).
+    pub fn start() -> Result<Real> {
+        let syms = Kallsyms::init()?;
+        let anchor = syms.ftrace_location(ftrace::anchor_addr()).ok_or_else(|| {
+            pr_err!("the glue's anchor function is not traceable: is this kernel built with ftrace?");
+            Error::ENODEV
+        })?;
+        let ops = OpsReg::register(anchor)?;
+        Ok(Real { syms, _ops: ops })
+    }
+}
+
+impl Kernel for Real {
+    type Module = ModPtr;
+    type ModRef = ModRef;
+    type Dir = Dir;
+    type Retired = Retired<Table>;
+
+    fn log(&self, level: Level, args: fmt::Arguments<'_>) {
+        let level = match level {
+            Level::Err => PrintLevel::Err,
+            Level::Warning => PrintLevel::Warning,
+            Level::Notice => PrintLevel::Notice,
+            Level::Info => PrintLevel::Info,
+        };
+        print::print(level, args)
+    }
+
+    fn taint_livepatch(&self) {
+        taint_livepatch()
+    }
+
+    fn kaslr_offset(&self) -> usize {
+        self.syms.kaslr_offset
+    }
+
+    fn for_each_symbol(&self, object: Option<ModPtr>, f: &mut dyn FnMut(&[u8], usize)) {
+        match object {
+            None => self.syms.for_each_vmlinux_symbol(f),
+            Some(m) => self.syms.for_each_module_symbol(m, f),
+        }
+    }
+
+    fn ftrace_location(&self, addr: usize) -> Option<usize> {
+        self.syms.ftrace_location(addr)
+    }
+
+    fn module_name<'b>(&self, m: ModPtr, buf: &'b mut [u8; 64]) -> &'b str {
+        m.name(buf)
+    }
+
+    fn try_get(&self, m: ModPtr) -> Option<ModRef> {
+        m.try_get()
+    }
+
+    fn find_loaded(&self, name: &str, accept: &dyn Fn(ModPtr, bool) -> bool) -> Result<Option<ModRef>> {
+        let cname = try_format(format_args!("{}\0", name))?;
+        let cstr = core::ffi::CStr::from_bytes_with_nul(cname.as_bytes()).map_err(|_| Error::EINVAL)?;
+        Ok(find_loaded(&self.syms, cstr, accept))
+    }
+
+    fn filter_add(&self, ips: &mut [usize]) -> Result {
+        ftrace::filter_add(ips, false)
+    }
+
+    fn filter_remove(&self, ips: &mut [usize]) -> Result {
+        ftrace::filter_remove(ips)
+    }
+
+    fn publish(&self, table: Option<Table>) -> Result<Retired<Table>> {
+        let boxed = match table {
+            Some(t) => Some(Box::try_new(t).map_err(|_| Error::ENOMEM)?),
+            None => None,
+        };
+        Ok(TABLE.replace(boxed))
+    }
+
+    fn restore(&self, old: Retired<Table>) -> Retired<Table> {
+        TABLE.put_back(old)
+    }
+
+    fn with_published(&self, f: &mut dyn FnMut(&Table)) {
+        if let Some(t) = TABLE.get_locked() {
+            f(t)
+        }
+    }
+
+    fn mkdir(&self, parent: Option<&Dir>, name: &str, kind: Option<DirKind>) -> Result<Dir> {
+        match (parent, kind) {
+            (None, None) => Dir::under_kernel(name),
+            (None, Some(_)) => Err(Error::EINVAL),
+            (Some(p), None) => p.child(name),
+            (Some(p), Some(kind)) => p.child_with_attrs(name, kind),
+        }
+    }
+}
