@@ -24,6 +24,7 @@ int lpr_unregister_patch(struct lp_patch *patch);
 int lpr_enable_patch(struct lp_patch *patch);
 int lpr_disable_patch(struct lp_patch *patch);
 unsigned long lpr_redirect_target(unsigned long ip);
+bool lpr_recursion_bypassed(unsigned long ip);
 int lpr_module_notify(unsigned long action, struct module *mod);
 ssize_t lpr_sysfs_show(struct kobject *kobj, const char *attr, char *buf);
 ssize_t lpr_sysfs_store(struct kobject *kobj, const char *attr, const char *buf, size_t len);
@@ -58,8 +59,19 @@ static void notrace lpatch_ftrace_handler(unsigned long ip, unsigned long parent
 	int bit = ftrace_test_recursion_trylock(ip, parent_ip);
 	unsigned long target;
 
-	if (bit < 0)
+	if (bit < 0) {
+		/*
+		 * A patched function called from inside the tracing of another call: the
+		 * original runs. Silent, that would be a fix not applied; say so once per
+		 * function (a log line, not a WARN: the kernel is fine).
+		 */
+		preempt_disable_notrace();
+		if (lpr_recursion_bypassed(ip))
+			pr_warn("lpatch: %ps called recursively inside ftrace: its original ran, not the replacement\n",
+				(void *)ip);
+		preempt_enable_notrace();
 		return;
+	}
 	target = lpr_redirect_target(ip);
 	if (target)
 		ftrace_instruction_pointer_set(fregs, target);

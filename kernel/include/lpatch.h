@@ -19,6 +19,20 @@
  * Every call returns 0 or a negative errno, and logs a line naming the cause of a failure.
  * The core keeps its own records; these structs are read at registration and must stay
  * valid (unchanged) until the patch is unregistered.
+ *
+ * What a patch module's init and exit may and may not do:
+ *  - init: lp_enable_patch must be the last step that can fail. If it fails, unregister and
+ *    return its error. Once it has succeeded, return 0: an init failing after it makes the
+ *    loader free the module while its replacements are in place — the core then removes
+ *    the patch, but a call already running inside a replacement would be running freed code.
+ *  - While init runs, the patch is its init's: the patch's sysfs `enabled` refuses writes
+ *    (EBUSY) until init has returned.
+ *  - A patch once enabled pins its module for good (there is no consistency model yet to
+ *    tell when no task still runs its code), so exit only ever runs for a patch that was
+ *    never enabled; it unregisters it.
+ *  - Never `rmmod -f` a patch module: forced removal frees its code although calls may be
+ *    inside it. The core removes the patch as the module goes (and drops the references it
+ *    held for it), but cannot wait for calls in flight.
  */
 #ifndef _LPATCH_H
 #define _LPATCH_H

@@ -15,6 +15,8 @@
  *   enable=0        register only
  *   extra=1..3      after enabling: enable again / unregister / disable twice (errors logged)
  *   fail_after_enable=1   init fails after enabling (the module goes away while patched)
+ *   pause_ms=N      sleep N ms between register and enable (the window in which the
+ *                   patch's sysfs exists but its init has not enabled it yet)
  *   fail_walk=1     the Nth slab allocation of register + enable fails (the kernel's per-task
  *                   fail-nth; needs CONFIG_FAILSLAB), for N = 1, 2, ... in turn, all within
  *                   this init (no module reload per N): each N's register + enable must
@@ -22,6 +24,7 @@
  *                   disabled and unregistered again); ends enabled at the first N past the
  *                   last allocation. Logs each step.
  */
+#include <linux/delay.h>
 #include <linux/module.h>
 #include <linux/sched.h>
 #include <linux/seq_file.h>
@@ -51,6 +54,8 @@ static bool fail_after_enable;
 module_param(fail_after_enable, bool, 0444);
 static bool fail_walk;
 module_param(fail_walk, bool, 0444);
+static unsigned int pause_ms;
+module_param(pause_ms, uint, 0444);
 
 static int lp_test_noop(void)
 {
@@ -145,6 +150,10 @@ static int __init lp_test_init(void)
 	}
 	if (!enable)
 		goto out;
+	if (pause_ms) {
+		pr_info(KBUILD_MODNAME ": registered, enabling in %u ms\n", pause_ms);
+		msleep(pause_ms);
+	}
 	ret = lp_enable_patch(&patch);
 	if (ret) {
 		lp_unregister_patch(&patch);

@@ -3,13 +3,17 @@
  * lpt_target: a module for patches to target. /proc/lpt_target shows what
  * lpt_target_message() returns ("original" until a patch replaces it).
  * fail_init=1 makes its init fail after its functions exist (and may be patched).
+ * init_ms=N makes its init sleep N ms first (the module stays COMING meanwhile).
  */
+#include <linux/delay.h>
 #include <linux/module.h>
 #include <linux/proc_fs.h>
 #include <linux/seq_file.h>
 
 static bool fail_init;
 module_param(fail_init, bool, 0444);
+static unsigned int init_ms;
+module_param(init_ms, uint, 0444);
 
 noinline const char *lpt_target_message(void)
 {
@@ -24,6 +28,8 @@ static int lpt_show(struct seq_file *m, void *v)
 
 static int __init lpt_init(void)
 {
+	if (init_ms)
+		msleep(init_ms);
 	if (fail_init) {
 		pr_info("lpt_target: init sees message '%s', failing on request\n", lpt_target_message());
 		return -EAGAIN;

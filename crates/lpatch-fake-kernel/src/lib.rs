@@ -74,6 +74,8 @@ struct State {
     owned_elsewhere: BTreeSet<usize>,
     /// The next filter_add / filter_remove fails with this.
     fail_add: Option<Error>,
+    /// The next try_get fails (try_module_get refusing).
+    fail_get: bool,
     fail_remove: Option<Error>,
     filter_updates: u32,
     published: Option<Table>,
@@ -210,6 +212,10 @@ impl Fake {
     /// call site of the function at `addr`.
     pub fn owned_elsewhere(&self, addr: usize) {
         self.0.borrow_mut().owned_elsewhere.insert(call_site(addr));
+    }
+
+    pub fn fail_next_try_get(&self) {
+        self.0.borrow_mut().fail_get = true;
     }
 
     pub fn fail_next_filter_add(&self, e: Error) {
@@ -478,9 +484,21 @@ impl Kernel for Fake {
         std::str::from_utf8(&buf[..n]).unwrap_or("?")
     }
 
+    fn module_initialising(&self, m: ModId) -> bool {
+        let _s = Suspended::new();
+        self.0
+            .borrow()
+            .modules
+            .get(&m)
+            .is_some_and(|x| x.state == ModState::Coming)
+    }
+
     fn try_get(&self, m: ModId) -> Option<FakeRef> {
         let _s = Suspended::new();
         let mut s = self.0.borrow_mut();
+        if std::mem::take(&mut s.fail_get) {
+            return None;
+        }
         let x = s.modules.get_mut(&m)?;
         if x.state == ModState::Going {
             return None;

@@ -170,6 +170,14 @@ impl Facts {
 
 /// Asserts the kernel log has `line` (a substring of one line).
 #[track_caller]
+/// How many kernel log lines of the run contain `needle`.
+pub fn log_count(run: &VmRun, needle: &str) -> usize {
+    run.kernel_log
+        .lines()
+        .filter(|l| l.contains(needle))
+        .count()
+}
+
 pub fn log_has(run: &VmRun, line: &str) {
     assert!(
         run.kernel_log.lines().any(|l| l.contains(line)),

@@ -6,7 +6,7 @@
 //! releases (DEBUG_KOBJECT_RELEASE), seconds per round under TCG.
 //! Each ends consistent, with a clean kernel log.
 
-use lpatch_tests::{on_debug_kernel, vm, Facts};
+use lpatch_tests::{log_count, on_debug_kernel, vm, Facts};
 use lpatch_vm::Boot;
 
 const SCRIPT: &str = r#"
@@ -87,11 +87,10 @@ fn concurrent_writers_and_module_load_unload_loops_end_consistent() {
     // patches it as it loads, and says so) and while it is disabled. (What /proc reads a
     // moment later says little: the rounds fall into step with the flips, the unload
     // waiting for a disable, and it read "original" in nearly every round.)
-    let arrivals = run
-        .kernel_log
-        .lines()
-        .filter(|l| l.contains("lpatch: patch lp_test_a: patched module lpt_target as it loads"))
-        .count() as u32;
+    let arrivals = log_count(
+        &run,
+        "lpatch: patch lp_test_a: patched module lpt_target as it loads",
+    ) as u32;
     eprintln!(
         "races: target loaded {loads} times in {rounds} rounds: {arrivals} while the patch was enabled, \
          {} while disabled; /proc read patched {} times",

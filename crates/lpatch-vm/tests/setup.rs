@@ -380,7 +380,10 @@ fn fresh_clone_first_make_all_creates_build_current_only() {
         std::fs::copy(&src, clone.join(&rel)).unwrap();
         tracked.push(clone.join(&rel));
     }
-    let real = lpatch_vm::default_kernel_dir().canonicalize().unwrap();
+    // Set-up's kernel (Debian's, in this run's cache), whichever kernel the guests boot.
+    let cache_root = std::env::var_os("LPATCH_CACHE")
+        .map_or_else(|| PathBuf::from("/var/cache/lpatch"), PathBuf::from);
+    let real = cache_root.join("kernel/current").canonicalize().unwrap();
     let kver = std::fs::read_to_string(real.join("version"))
         .unwrap()
         .trim()

@@ -16,6 +16,8 @@ use alloc::vec::Vec;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ModuleEvent {
     Coming,
+    /// Its init has returned.
+    Live,
     Going,
     Other,
 }
@@ -103,6 +105,10 @@ impl<K: Kernel> Core<K> {
     pub fn module_event(&mut self, event: ModuleEvent, m: K::Module) -> Result {
         match event {
             ModuleEvent::Coming => self.coming(m),
+            ModuleEvent::Live => {
+                self.live(m);
+                Ok(())
+            }
             ModuleEvent::Going => {
                 self.going(m);
                 Ok(())
@@ -425,6 +431,34 @@ impl<K: Kernel> Core<K> {
         r
     }
 
+    /// A module's init has returned. One whose COMING the core never saw — its load had
+    /// begun before the core's notifier was registered — is caught up now: its enabled
+    /// patches are applied. Its load can no longer be refused, so a failure is logged.
+    fn live(&mut self, m: K::Module) {
+        if self.arrived.contains(&m) {
+            return;
+        }
+        let mut buf = [0u8; 64];
+        let name = self.k.module_name(m, &mut buf);
+        if try_push(&mut self.arrived, m).is_err() {
+            log_err!(
+                self.k,
+                "out of memory tracking module {}: its patches are not applied to it",
+                name
+            );
+            return;
+        }
+        if let Err(e) = self.apply_to_coming(m, name) {
+            self.arrived.retain(|&a| a != m);
+            log_err!(
+                self.k,
+                "module {} loaded while the core started and cannot be patched ({}): its enabled patches do not apply to it",
+                name,
+                e
+            );
+        }
+    }
+
     fn apply_to_coming(&mut self, m: K::Module, name: &str) -> Result {
         if !self
             .patches
@@ -488,6 +522,11 @@ impl<K: Kernel> Core<K> {
     fn patch_coming(&mut self, i: usize, oi: usize, m: K::Module) -> Result {
         let p = &mut self.patches[i];
         let obj = &mut p.objects[oi];
+        if obj.redirected && obj.module == Some(m) {
+            // Caught up at LIVE, but an enable between the module turning live and that
+            // notification already patched it.
+            return Ok(());
+        }
         let r = self.k.try_get(m).ok_or(Error::ENODEV)?;
         resolve(&self.k, &p.name, obj, Target::Module(m))?;
         let mut entries = Vec::new();
@@ -539,8 +578,11 @@ impl<K: Kernel> Core<K> {
                     "patch module {} is going away with its patch enabled: removing the patch",
                     self.patches[i].name
                 );
+                // Its targets stay (unless one is this very module): their references are
+                // put, not forgotten, or they could never be unloaded again.
                 for oi in 0..self.patches[i].objects.len() {
-                    self.unpatch_object(i, oi, true);
+                    let target_going = self.patches[i].objects[oi].module == Some(m);
+                    self.unpatch_object(i, oi, target_going);
                 }
                 let id = self.patches[i].id;
                 self.stack.retain(|&s| s != id);

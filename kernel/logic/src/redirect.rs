@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::fallible::{push_reserved, try_insert, try_push};
 use crate::seam::Kernel;
 use alloc::vec::Vec;
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 /// A patch's identity inside the core.
 pub type PatchId = u64;
@@ -36,6 +36,9 @@ impl FuncRecord {
 struct Slot {
     ip: usize,
     target: AtomicUsize,
+    /// Whether a call the handler could not redirect (ftrace's recursion guard tripped)
+    /// has been reported for this call site.
+    bypass_noted: AtomicBool,
 }
 
 /// Call site -> target, as the ftrace handler reads it: open addressing, linear probing, at
@@ -64,6 +67,7 @@ impl Table {
                 Slot {
                     ip: 0,
                     target: AtomicUsize::new(0),
+                    bypass_noted: AtomicBool::new(false),
                 },
             )?;
         }
@@ -76,6 +80,7 @@ impl Table {
             slots[i] = Slot {
                 ip,
                 target: AtomicUsize::new(target),
+                bypass_noted: AtomicBool::new(false),
             };
         }
         Ok(Table { shift, slots })
@@ -85,6 +90,14 @@ impl Table {
     /// Lockless, allocation-free, safe in any context.
     pub fn target(&self, ip: usize) -> usize {
         self.slot(ip).map_or(0, |s| s.target.load(Ordering::Acquire))
+    }
+
+    /// The handler could not redirect a call of `ip` (ftrace's recursion guard tripped):
+    /// whether that is worth a log line — the first time for a redirected call site (per
+    /// table: a patch change starts afresh). Lockless, allocation-free, safe in any context.
+    pub fn note_bypass(&self, ip: usize) -> bool {
+        self.slot(ip)
+            .is_some_and(|s| s.target.load(Ordering::Acquire) != 0 && !s.bypass_noted.swap(true, Ordering::Relaxed))
     }
 
     fn slot(&self, ip: usize) -> Option<&Slot> {

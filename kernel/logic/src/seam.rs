@@ -65,6 +65,8 @@ pub trait Kernel {
 
     /// The module's name (copied into `buf`; module names are at most 56 bytes).
     fn module_name<'b>(&self, m: Self::Module, buf: &'b mut [u8; 64]) -> &'b str;
+    /// Whether a module the caller knows to be alive is still COMING (its init running).
+    fn module_initialising(&self, m: Self::Module) -> bool;
     /// A reference on a module the caller knows to be alive; None once it is going.
     fn try_get(&self, m: Self::Module) -> Option<Self::ModRef>;
     /// The loaded module named `name`, with a reference, if `accept(module, live)` (live:

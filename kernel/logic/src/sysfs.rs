@@ -48,6 +48,17 @@ pub fn store<K: Kernel>(c: &mut Core<K>, dir: usize, attr: &[u8], input: &[u8]) 
         return Err(Error::EINVAL);
     }
     let i = c.patch_by_dir(dir).ok_or(Error::ENODEV)?;
+    // The patch module's init owns its patch until it returns: a write in that window
+    // would make the patch live behind it (its own lp_enable_patch would then fail, its
+    // init with it, and the module be freed while its code runs).
+    if c.k.module_initialising(c.patches[i].module) {
+        log_err!(
+            c.k,
+            "patch {}: its module is still initialising; its init enables the patch",
+            c.patches[i].name
+        );
+        return Err(Error::EBUSY);
+    }
     let Some(want) = parse_enabled(input) else {
         log_err!(
             c.k,

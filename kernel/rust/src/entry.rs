@@ -27,17 +27,20 @@ static CORE: CoreLock<Option<Live>> = CoreLock::new(None);
 
 /// Runs `f` on the core under the lock; whatever `f` buried is dropped after unlocking,
 /// because removing a sysfs directory waits for its running callbacks, which take the lock.
-/// ENODEV before init and after exit.
-fn with_core<R>(f: impl FnOnce(&mut Core<Real>) -> Result<R>) -> Result<R> {
+/// None before init and after exit: "no core" is not an error `f` could also return.
+fn with_running_core<R>(f: impl FnOnce(&mut Core<Real>) -> Result<R>) -> Option<Result<R>> {
     let mut guard = CORE.lock();
-    let Some(live) = guard.as_mut() else {
-        return Err(Error::ENODEV);
-    };
+    let live = guard.as_mut()?;
     let r = f(&mut live.core);
     let dead = live.core.take_buried();
     drop(guard);
     drop(dead);
-    r
+    Some(r)
+}
+
+/// [`with_running_core`] for calls that need a core: ENODEV without one.
+fn with_core<R>(f: impl FnOnce(&mut Core<Real>) -> Result<R>) -> Result<R> {
+    with_running_core(f).unwrap_or(Err(Error::ENODEV))
 }
 
 /// Starts the core: symbols and the ftrace_ops, the sysfs root, the module notifier.
@@ -130,6 +133,7 @@ pub extern "C" fn lpr_disable_patch(p: *const ffi::lp_patch) -> c_int {
 pub unsafe extern "C" fn lpr_module_notify(action: c_ulong, module: *mut ffi::module) -> c_int {
     let event = match action as u32 {
         x if x == ffi::module_state::MODULE_STATE_COMING as u32 => ModuleEvent::Coming,
+        x if x == ffi::module_state::MODULE_STATE_LIVE as u32 => ModuleEvent::Live,
         x if x == ffi::module_state::MODULE_STATE_GOING as u32 => ModuleEvent::Going,
         _ => ModuleEvent::Other,
     };
@@ -138,10 +142,12 @@ pub unsafe extern "C" fn lpr_module_notify(action: c_ulong, module: *mut ffi::mo
     let Some(m) = (unsafe { ModPtr::from_raw(module) }) else {
         return 0;
     };
-    match with_core(|c| c.module_event(event, m)) {
+    match with_running_core(|c| c.module_event(event, m)) {
         // Before init or after exit there is nothing to do for a module.
-        Err(Error::ENODEV) => 0,
-        r => to_c(r),
+        None => 0,
+        // A refusal (the core cannot patch a coming module) refuses its load: the core
+        // logged module, patch and cause.
+        Some(r) => to_c(r),
     }
 }
 
@@ -189,4 +195,15 @@ pub extern "C" fn lpr_redirect_target(ip: c_ulong) -> c_ulong {
     // keeps it disabled until we return.
     let reader = unsafe { RcuReader::new() };
     TABLE.get(&reader).map_or(0, |t| t.target(ip as usize)) as c_ulong
+}
+
+/// Called by the glue's ftrace handler when ftrace's recursion guard kept it from running
+/// (a patched function called from inside the tracing of another call): the original ran.
+/// Whether to say so: once per redirected function. Any context, preemption disabled.
+#[no_mangle]
+pub extern "C" fn lpr_recursion_bypassed(ip: c_ulong) -> bool {
+    // SAFETY: the glue disabled preemption around this call and keeps it disabled until
+    // we return.
+    let reader = unsafe { RcuReader::new() };
+    TABLE.get(&reader).is_some_and(|t| t.note_bypass(ip as usize))
 }

@@ -43,6 +43,15 @@ impl ModPtr {
         core::str::from_utf8(&buf[..n]).unwrap_or("?")
     }
 
+    /// Whether the module is still COMING (its init has not returned).
+    pub fn is_coming(self) -> bool {
+        // SAFETY: the pointer is alive (the type's contract). The loader changes `state` with
+        // plain aligned stores, which C readers take with READ_ONCE; a volatile read is
+        // that, and a value a moment old is as good as a fresh one here.
+        let state = unsafe { core::ptr::addr_of!((*self.0).state).read_volatile() };
+        state == ffi::module_state::MODULE_STATE_COMING
+    }
+
     /// Takes a reference (fails once the module is going).
     pub fn try_get(self) -> Option<ModRef> {
         // SAFETY: the module is alive (the type's contract); try_module_get refuses a

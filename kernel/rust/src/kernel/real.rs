@@ -75,6 +75,10 @@ impl Kernel for Real {
         m.name(buf)
     }
 
+    fn module_initialising(&self, m: ModPtr) -> bool {
+        m.is_coming()
+    }
+
     fn try_get(&self, m: ModPtr) -> Option<ModRef> {
         m.try_get()
     }
