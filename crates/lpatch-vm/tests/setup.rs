@@ -7,6 +7,10 @@
 //! - A disk too small for a step: the step stops before it starts, naming the shortfall.
 //! - A fresh clone with no kernel cache yet: `make all` creates `build/current` and nothing
 //!   outside `build/`.
+//!
+//! They boot no guest and test the stock set-up, whichever kernel the suite boots: their
+//! names hold `needs_stock_kernel`, so `make test` runs them and `make test-debug` does not
+//! run them again.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -184,7 +188,7 @@ fn disown_indexes(release: &str) -> String {
 /// indexes (other checksums) and are dated back, so an update fetches new ones.
 /// Set-up must refresh the lists and end with the kernel the archive serves today.
 #[test]
-fn setup_with_stale_package_lists_ends_with_the_current_kernel() {
+fn needs_stock_kernel_setup_with_stale_package_lists_ends_with_the_current_kernel() {
     let tmp = TempDir::new("stale");
     let lists = tmp.path.join("lists");
     std::fs::create_dir_all(lists.join("partial")).unwrap();
@@ -305,7 +309,7 @@ fn stops_on_a_small_disk(script: &str, mib: u32, says: &[&str], subdir: &str) {
 /// Set-up on a disk too small for the kernel image: it stops before downloading, naming
 /// the shortfall and the directory, and leaves nothing of the image behind.
 #[test]
-fn setup_stops_before_downloading_when_the_disk_is_short() {
+fn needs_stock_kernel_setup_stops_before_downloading_when_the_disk_is_short() {
     stops_on_a_small_disk(
         "setup.sh",
         16,
@@ -320,7 +324,7 @@ fn setup_stops_before_downloading_when_the_disk_is_short() {
 /// The debug kernel's script on a disk too small for its source and build: it stops
 /// before unpacking anything, naming the shortfall.
 #[test]
-fn debug_kernel_build_stops_before_unpacking_when_the_disk_is_short() {
+fn needs_stock_kernel_debug_kernel_build_stops_before_unpacking_when_the_disk_is_short() {
     stops_on_a_small_disk(
         "debug-kernel.sh",
         64,
@@ -352,7 +356,7 @@ fn files_below(dir: &Path, skip: &Path, out: &mut Vec<PathBuf>) {
 /// it) but no `current`. It builds what `make all` builds (the module build's host tool,
 /// the static CLI, lpatch.ko, the samples): about 2.5 min of CPU, at nice 10.
 #[test]
-fn fresh_clone_first_make_all_creates_build_current_only() {
+fn needs_stock_kernel_fresh_clone_first_make_all_creates_build_current_only() {
     let tmp = TempDir::new("clone");
     let clone = tmp.path.join("lpatch");
     let cache = tmp.path.join("cache");
