@@ -87,8 +87,14 @@ struct State {
 }
 
 /// The fake machine. Clones share it.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Fake(Rc<RefCell<State>>);
+
+impl Default for Fake {
+    fn default() -> Self {
+        Fake::new()
+    }
+}
 
 /// The ftrace call site of a function at `addr` (after its 4-byte endbr64, as on x86-64).
 pub fn call_site(addr: usize) -> usize {
@@ -97,14 +103,12 @@ pub fn call_site(addr: usize) -> usize {
 
 impl Fake {
     pub fn new() -> Fake {
-        let f = Fake::default();
-        {
-            let mut s = f.0.borrow_mut();
-            s.next_addr = 0xffff_ffff_8100_0000;
-            s.next_mod = 1;
-            s.next_dir = 1;
-        }
-        f
+        Fake(Rc::new(RefCell::new(State {
+            next_addr: 0xffff_ffff_8100_0000,
+            next_mod: 1,
+            next_dir: 1,
+            ..State::default()
+        })))
     }
 
     /// A core over this machine, with its sysfs root made.

@@ -180,7 +180,7 @@ pub fn log_count(run: &VmRun, needle: &str) -> usize {
 
 pub fn log_has(run: &VmRun, line: &str) {
     assert!(
-        run.kernel_log.lines().any(|l| l.contains(line)),
+        log_count(run, line) > 0,
         "kernel log lacks {line:?}\n{}",
         run.report()
     );

@@ -71,10 +71,6 @@ impl<K: Kernel> Core<K> {
         self.redirect.ips()
     }
 
-    pub fn register(&mut self, desc: PatchDesc<K::Module>) -> Result {
-        self.register_desc(desc)
-    }
-
     pub fn unregister(&mut self, key: usize) -> Result {
         let i = self.index_of_key(key, "unregister")?;
         if self.patches[i].enabled {
@@ -209,7 +205,7 @@ impl<K: Kernel> Core<K> {
         Ok(())
     }
 
-    fn register_desc(&mut self, desc: PatchDesc<K::Module>) -> Result {
+    pub fn register(&mut self, desc: PatchDesc<K::Module>) -> Result {
         if let Some(p) = self.patches.iter().find(|p| p.key == desc.key || p.name == desc.name) {
             log_err!(self.k, "patch {} is already registered", p.name);
             return Err(Error::EEXIST);

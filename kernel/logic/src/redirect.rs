@@ -225,11 +225,7 @@ impl Redirector {
         let mut ips: Vec<usize> = Vec::new();
         let mut kept: Vec<FuncRecord> = Vec::new();
         if ips.try_reserve_exact(count).is_err() || kept.try_reserve_exact(remaining).is_err() {
-            log_warn!(
-                k,
-                "out of memory: {} unpatched functions stay routed through ftrace",
-                count
-            );
+            still_routed(k, count);
             return;
         }
         for r in self.records.iter().filter(|r| r.stack.is_empty()) {
@@ -246,11 +242,7 @@ impl Redirector {
             match Table::build(remaining, live) {
                 Ok(t) => Some(t),
                 Err(_) => {
-                    log_warn!(
-                        k,
-                        "out of memory: {} unpatched functions stay routed through ftrace",
-                        count
-                    );
+                    still_routed(k, count);
                     return;
                 }
             }
@@ -260,11 +252,7 @@ impl Redirector {
         let old = match k.publish(table) {
             Ok(old) => old,
             Err(_) => {
-                log_warn!(
-                    k,
-                    "out of memory: {} unpatched functions stay routed through ftrace",
-                    count
-                );
+                still_routed(k, count);
                 return;
             }
         };
@@ -286,4 +274,14 @@ impl Redirector {
         }
         self.records = kept;
     }
+}
+
+/// The log line of a removal that ran out of memory: the call sites stay in the filter with
+/// no replacement, so their calls run the originals.
+fn still_routed<K: Kernel>(k: &K, count: usize) {
+    log_warn!(
+        k,
+        "out of memory: {} unpatched functions stay routed through ftrace",
+        count
+    );
 }
