@@ -5,7 +5,7 @@
 //! patched, `enabled` cannot be written while the patch module's init runs, and the core
 //! unloads and loads again cleanly.
 
-use lpatch_tests::{log_count, log_has, vm, Facts};
+use lpatch_tests::{log_count, log_has, on_debug_kernel, vm, Facts};
 use lpatch_vm::Boot;
 
 const GOING: &str = r#"
@@ -56,13 +56,14 @@ fn patch_module_going_while_enabled_leaves_no_reference_on_its_target() {
 
 const WINDOW: &str = r#"
 export ORIG="$(cat /proc/cmdline)"
-insmod lp_test_a.ko func=cmdline_proc_show repl=1 pause_ms=3000 > /tmp/ins.out 2>&1 &
+insmod lp_test_a.ko func=cmdline_proc_show repl=1 pause_ms=$PAUSE > /tmp/ins.out 2>&1 &
 ins=$!
 n=0; until [ -e $R/lp_test_a/enabled ] || [ $n -ge 500 ]; do n=$((n+1)); usleep 10000; done
 put early 1 $R/lp_test_a/enabled
 put early-off 0 $R/lp_test_a/enabled
 show early-enabled cat $R/lp_test_a/enabled
 show early-same sh -c '[ "$(cat /proc/cmdline)" = "$ORIG" ] && echo y || echo n'
+show inwindow sh -c "kill -0 $ins 2>/dev/null && echo y || echo n"
 wait $ins
 echo "@ins rc=$? $(cat /tmp/ins.out | oneline)"
 show enabled cat $R/lp_test_a/enabled
@@ -76,13 +77,19 @@ put on 1 $R/lp_test_a/enabled
 /// patch until it returns. Afterwards sysfs works as always.
 #[test]
 fn enabled_is_refused_while_the_patch_module_initialises() {
-    let run = vm(Boot::Pvh, WINDOW).run().unwrap();
+    // The init's pause must outlast the checks made in it: the debug kernel is several
+    // times slower (the test asserts the window was still open after them).
+    let pause = if on_debug_kernel() { 15000 } else { 3000 };
+    let run = vm(Boot::Pvh, &format!("PAUSE={pause}\n{WINDOW}"))
+        .run()
+        .unwrap();
     run.assert_ok();
     let f = Facts::of(&run);
     f.failed("early", "busy");
     f.failed("early-off", "busy");
     f.eq("early-enabled", "0");
     f.eq("early-same", "y");
+    f.eq("inwindow", "y");
     f.ok("ins");
     f.eq("enabled", "1");
     f.eq("cmdline", "lp_test_a");
