@@ -18,12 +18,12 @@ export LPATCH_CLI := $(TARGET_DIR)/x86_64-unknown-linux-gnu/release/lpatch
 # when run on the other kernel.
 TEST_ARGS := --test-threads=2
 
-.PHONY: all setup host kernel samples cli-static test test-debug demo bench lint clean
+.PHONY: all setup host kernel samples cli-static builder-tree test test-debug demo bench lint clean
 # These targets need the kernel's version, which only set-up knows (it resolves it and
 # creates $(CACHE)/kernel/current). On a fresh machine that cache does not exist yet when
 # make reads this file, so each of them runs set-up first, then make again: the second make
 # reads the version set-up recorded. Given a kernel tree (KDIR=...), make goes straight on.
-KERNEL_TARGETS := all kernel samples cli-static test demo bench lint
+KERNEL_TARGETS := all kernel samples cli-static builder-tree test demo bench lint
 ifeq ($(or $(LPATCH_SET_UP),$(filter command line,$(origin KDIR))),)
 
 $(KERNEL_TARGETS): setup
@@ -68,7 +68,12 @@ samples: kernel
 			KCFLAGS=-I$(CURDIR)/kernel/include modules || exit 1; \
 	done
 
-test: all
+# lpatch build's tests compile in the prepared tree of the target kernel: prepare it (or check
+# the cached one, $(CACHE)/builder/<kver>/) before the suite starts, not while guests run.
+builder-tree: cli-static
+	$(LPATCH_CLI) build --prepare-only
+
+test: all builder-tree
 	cd crates && $(HOST_CARGO) test --release --workspace -- $(TEST_ARGS) --skip needs_debug_kernel
 
 # Boots the stock kernel and drives the CLI through a patch's life; checks every step.

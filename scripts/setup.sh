@@ -13,9 +13,13 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # and crates/target/ after a make test).
 IMAGE_MIB=250
 BUILD_MIB=${LPATCH_BUILD_MIB:-900}
+# The second line is what `lpatch build` needs to prepare a kernel tree and compile in it:
+# Debian 12's kernels are built with gcc-12, and without pahole (dwarves) olddefconfig
+# silently drops the BTF options.
 PKGS=(qemu-system-x86 busybox-static cpio xz-utils make gcc libc6-dev
       rustc-web cargo-web rust-web-src rust-web-clippy rustfmt-web bindgen libclang-dev clang
-      libelf-dev kmod)
+      libelf-dev kmod
+      gcc-12 bison flex bc dwarves libssl-dev patch)
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
 

@@ -111,6 +111,19 @@ pub enum Command {
         /// Patch name
         patch: String,
     },
+    /// Build a live patch from a source diff against the kernel's source
+    #[command(
+        long_about = "Build a live patch from a unified diff (git or diff -Nupr style, applied like\n\
+                      patch -p1) against the exact source of a Debian kernel. The kernel's source,\n\
+                      config and compiler are checked and a prepared tree is cached (in\n\
+                      $LPATCH_CACHE/builder/<kernel>/, /var/cache/lpatch by default); only the\n\
+                      translation units the diff touches are compiled, before and after it, and\n\
+                      their objects compared. --dry-run prints, per object (vmlinux or a module),\n\
+                      the functions the patch would replace and the functions and data it would\n\
+                      add, each with the reason.",
+        after_help = EXIT_CODES
+    )]
+    Build(crate::build::BuildArgs),
 }
 
 /// Runs the tool with `args` (argv[0] first) and returns the exit code.
@@ -147,6 +160,7 @@ where
         Command::Enable { patch } => app::set_enabled(&mut ctx, patch, true),
         Command::Disable { patch } => app::set_enabled(&mut ctx, patch, false),
         Command::Unload { patch } => app::unload(&mut ctx, patch),
+        Command::Build(args) => crate::build::build(&mut ctx, args),
     };
     let _ = ctx.out.flush();
     match result {

@@ -3,6 +3,7 @@
 //! /sys, /proc and kernel log trees and a fake syscall layer ([`ops::KernelOps`]).
 
 pub mod app;
+pub mod build;
 pub mod cli;
 pub mod elf;
 pub mod errno;

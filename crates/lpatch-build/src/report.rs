@@ -1,0 +1,114 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! What a build found, per object (vmlinux or a module): the functions a patch replaces,
+//! each with why, and the functions and data it adds. Printed as text or as JSON.
+
+use serde::Serialize;
+use std::fmt::Write;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// The kernel release the patch is for.
+    pub kernel: String,
+    /// The exact source it was compared against (`linux-source-6.1 6.1.192-3`).
+    pub source: String,
+    /// Objects in the order vmlinux first, then modules by name.
+    pub objects: Vec<ObjectReport>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ObjectReport {
+    /// "vmlinux" or the module's name.
+    pub name: String,
+    /// The translation units of this object the diff touched.
+    pub units: Vec<String>,
+    pub replace: Vec<Replaced>,
+    pub new_functions: Vec<Added>,
+    pub new_data: Vec<Added>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Replaced {
+    pub function: String,
+    pub unit: String,
+    pub reason: Reason,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Added {
+    pub name: String,
+    pub unit: String,
+}
+
+/// Why a function is replaced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reason {
+    /// The diff changed its own body.
+    ChangedCode,
+    /// Its code changed because a function inlined into it changed.
+    InlinedCalleeChanged { callees: Vec<String> },
+    /// A compiler clone of it (`.isra`, `.constprop`, `.part`, `.cold`) changed.
+    CloneChanged { clones: Vec<String> },
+    /// Its compiled code changed although the diff touched neither its body nor anything
+    /// inlined into it (a changed macro, type, constant or declaration it uses).
+    CodeChangedOtherwise,
+}
+
+impl Reason {
+    pub fn words(&self) -> String {
+        match self {
+            Reason::ChangedCode => "changed code".to_string(),
+            Reason::InlinedCalleeChanged { callees } => {
+                format!("inlined callee changed: {}", callees.join(", "))
+            }
+            Reason::CloneChanged { clones } => {
+                format!("compiler clone changed: {}", clones.join(", "))
+            }
+            Reason::CodeChangedOtherwise => {
+                "compiled code changed (a macro, type or declaration it uses)".to_string()
+            }
+        }
+    }
+}
+
+impl Report {
+    /// The `--dry-run` text: per object, what the patch would replace and add, and why.
+    pub fn text(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(s, "kernel {} ({})", self.kernel, self.source);
+        for o in &self.objects {
+            let _ = writeln!(s, "{} ({})", o.name, o.units.join(", "));
+            let width = o
+                .replace
+                .iter()
+                .map(|r| r.function.len())
+                .chain(
+                    o.new_functions
+                        .iter()
+                        .chain(&o.new_data)
+                        .map(|a| a.name.len()),
+                )
+                .max()
+                .unwrap_or(0);
+            for r in &o.replace {
+                let _ = writeln!(
+                    s,
+                    "  replace       {:width$}  {}",
+                    r.function,
+                    r.reason.words()
+                );
+            }
+            for a in &o.new_functions {
+                let _ = writeln!(s, "  new function  {:width$}  new", a.name);
+            }
+            for a in &o.new_data {
+                let _ = writeln!(s, "  new data      {:width$}  new", a.name);
+            }
+        }
+        s
+    }
+
+    pub fn json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("a report always serializes")
+    }
+}

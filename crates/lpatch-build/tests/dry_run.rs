@@ -1,0 +1,304 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! `lpatch build --dry-run` on the real prepared tree of the kernel set-up targets (Debian's
+//! stock kernel): fixes written here against files Debian builds, each with the exact list a
+//! user would check. The tree is prepared and cached by `make test` before the suite runs
+//! (`lpatch build --prepare-only`); a test that finds none prepares it.
+//! Named needs_stock_kernel: they build for Debian's kernel, and `make test-debug` would only
+//! repeat them.
+
+use lpatch_build::error::Error;
+use lpatch_build::report::{Added, ObjectReport, Reason, Replaced, Report};
+use lpatch_build::target::Request;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn cache() -> PathBuf {
+    lpatch_build::default_cache()
+}
+
+/// The prepared tree, found through the target set-up recorded.
+fn tree_root() -> PathBuf {
+    let t = lpatch_build::target::resolve(&Request::Default, &cache())
+        .expect("the target kernel resolves");
+    lpatch_build::tree::kernel_dir(&cache(), &t.kver).join("tree")
+}
+
+/// A diff of `path` replacing `old` (which must occur exactly once) with `new`, made with
+/// diff(1) from the tree's own file so its context is the kernel's.
+fn fix(name: &str, edits: &[(&str, &str, &str)]) -> PathBuf {
+    let root = tree_root();
+    let dir = std::env::temp_dir().join(format!("lpatch-build-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut text = String::new();
+    for (path, old, new) in edits {
+        let orig = std::fs::read_to_string(root.join(path))
+            .unwrap_or_else(|e| panic!("{path} in the tree: {e}"));
+        assert_eq!(
+            orig.matches(old).count(),
+            1,
+            "{old:?} must occur once in {path}"
+        );
+        let changed = orig.replacen(old, new, 1);
+        let (a, b) = (dir.join("a"), dir.join("b"));
+        std::fs::write(&a, &orig).unwrap();
+        std::fs::write(&b, &changed).unwrap();
+        let out = Command::new("diff")
+            .args([
+                "-u",
+                "--label",
+                &format!("a/{path}"),
+                "--label",
+                &format!("b/{path}"),
+            ])
+            .arg(&a)
+            .arg(&b)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "diff found the change");
+        text.push_str(&String::from_utf8(out.stdout).unwrap());
+    }
+    let p = dir.join(format!("{name}.patch"));
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+fn dry_run(patch: &Path) -> Result<Report, Error> {
+    let opts = lpatch_build::Options {
+        patch: patch.to_path_buf(),
+        target: Request::Default,
+        jobs: 2,
+        cache: cache(),
+        progress: lpatch_build::progress::Progress::hidden(),
+    };
+    lpatch_build::dry_run(&opts)
+}
+
+/// Runs the build and checks that the tree's files the fix touches are back as they were.
+fn built(patch: &Path, files: &[&str]) -> Result<Report, Error> {
+    let root = tree_root();
+    let before: Vec<Option<Vec<u8>>> = files
+        .iter()
+        .map(|f| std::fs::read(root.join(f)).ok())
+        .collect();
+    let r = dry_run(patch);
+    let after: Vec<Option<Vec<u8>>> = files
+        .iter()
+        .map(|f| std::fs::read(root.join(f)).ok())
+        .collect();
+    assert!(before == after, "the build left the tree's sources changed");
+    r
+}
+
+fn object<'a>(r: &'a Report, name: &str) -> &'a ObjectReport {
+    r.objects
+        .iter()
+        .find(|o| o.name == name)
+        .unwrap_or_else(|| panic!("no object {name} in {}", r.text()))
+}
+
+fn replaced(function: &str, unit: &str, reason: Reason) -> Replaced {
+    Replaced {
+        function: function.into(),
+        unit: unit.into(),
+        reason,
+    }
+}
+
+fn added(name: &str, unit: &str) -> Added {
+    Added {
+        name: name.into(),
+        unit: unit.into(),
+    }
+}
+
+#[test]
+fn needs_stock_kernel_changed_function_in_vmlinux() {
+    let p = fix(
+        "cmdline",
+        &[(
+            "fs/proc/cmdline.c",
+            "\tseq_puts(m, saved_command_line);\n",
+            "\tseq_puts(m, saved_command_line);\n\tseq_puts(m, \" lpatched\");\n",
+        )],
+    );
+    let r = built(&p, &["fs/proc/cmdline.c"]).unwrap();
+    assert_eq!(r.objects.len(), 1, "{}", r.text());
+    let v = object(&r, "vmlinux");
+    assert_eq!(v.units, vec!["fs/proc/cmdline.c"]);
+    assert_eq!(
+        v.replace,
+        vec![replaced(
+            "cmdline_proc_show",
+            "fs/proc/cmdline.c",
+            Reason::ChangedCode
+        )]
+    );
+    assert!(
+        v.new_functions.is_empty() && v.new_data.is_empty(),
+        "{}",
+        r.text()
+    );
+    assert!(
+        r.text()
+            .contains("replace       cmdline_proc_show  changed code"),
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
+fn needs_stock_kernel_inlined_static_helper_replaces_its_caller() {
+    // show_val_kb is inlined into meminfo_proc_show: the caller's code is what changes.
+    let p = fix(
+        "meminfo",
+        &[(
+            "fs/proc/meminfo.c",
+            "\tseq_write(m, \" kB\\n\", 4);\n",
+            "\tseq_write(m, \" KiB\\n\", 5);\n",
+        )],
+    );
+    let r = built(&p, &["fs/proc/meminfo.c"]).unwrap();
+    let v = object(&r, "vmlinux");
+    assert_eq!(
+        v.replace,
+        vec![replaced(
+            "meminfo_proc_show",
+            "fs/proc/meminfo.c",
+            Reason::InlinedCalleeChanged {
+                callees: vec!["show_val_kb".into()]
+            }
+        )],
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
+fn needs_stock_kernel_module_unit_names_its_module() {
+    let p = fix(
+        "nls",
+        &[("fs/nls/nls_utf8.c", "\tif (n < 0) {\n", "\tif (n <= 0) {\n")],
+    );
+    let r = built(&p, &["fs/nls/nls_utf8.c"]).unwrap();
+    assert_eq!(r.objects.len(), 1, "{}", r.text());
+    let m = object(&r, "nls_utf8");
+    assert_eq!(m.units, vec!["fs/nls/nls_utf8.c"]);
+    assert_eq!(
+        m.replace,
+        vec![replaced(
+            "uni2char",
+            "fs/nls/nls_utf8.c",
+            Reason::ChangedCode
+        )],
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
+fn needs_stock_kernel_new_function_and_new_data_with_vmlinux_and_a_module() {
+    let p = fix(
+        "new",
+        &[
+            (
+                "fs/proc/cmdline.c",
+                "static int cmdline_proc_show(struct seq_file *m, void *v)\n{\n",
+                "static unsigned long lpatch_shows;\n\nstatic noinline void lpatch_count(void)\n{\n\tlpatch_shows++;\n}\n\n\
+                 static int cmdline_proc_show(struct seq_file *m, void *v)\n{\n\tlpatch_count();\n",
+            ),
+            ("fs/nls/nls_utf8.c", "\tif (n < 0) {\n", "\tif (n <= 0) {\n"),
+        ],
+    );
+    let r = built(&p, &["fs/proc/cmdline.c", "fs/nls/nls_utf8.c"]).unwrap();
+    assert_eq!(
+        r.objects
+            .iter()
+            .map(|o| o.name.as_str())
+            .collect::<Vec<_>>(),
+        vec!["vmlinux", "nls_utf8"]
+    );
+    let v = object(&r, "vmlinux");
+    assert_eq!(
+        v.replace,
+        vec![replaced(
+            "cmdline_proc_show",
+            "fs/proc/cmdline.c",
+            Reason::ChangedCode
+        )],
+        "{}",
+        r.text()
+    );
+    assert_eq!(
+        v.new_functions,
+        vec![added("lpatch_count", "fs/proc/cmdline.c")],
+        "{}",
+        r.text()
+    );
+    assert_eq!(
+        v.new_data,
+        vec![added("lpatch_shows", "fs/proc/cmdline.c")],
+        "{}",
+        r.text()
+    );
+    assert_eq!(object(&r, "nls_utf8").replace.len(), 1);
+}
+
+#[test]
+fn needs_stock_kernel_refusals_name_the_cause_and_leave_the_tree_clean() {
+    // A hunk whose context is not this kernel's.
+    let dir = std::env::temp_dir().join(format!("lpatch-build-test-{}-bad", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("bad.patch");
+    std::fs::write(
+        &bad,
+        "--- a/fs/proc/cmdline.c\n+++ b/fs/proc/cmdline.c\n@@ -7,3 +7,3 @@\n static int cmdline_proc_show(struct seq_file *m, void *v)\n {\n-\tseq_puts(m, not_this_kernels_line);\n+\tseq_puts(m, x);\n",
+    )
+    .unwrap();
+    let e = built(&bad, &["fs/proc/cmdline.c"]).unwrap_err();
+    assert!(matches!(e, Error::Patch(_)), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("does not apply to linux-source-6.1") && msg.contains("Hunk #1 FAILED"),
+        "{msg}"
+    );
+
+    // A comment changes no code.
+    let p = fix(
+        "comment",
+        &[(
+            "fs/proc/cmdline.c",
+            "\tseq_putc(m, '\\n');\n",
+            "\t/* nothing to see */\n\tseq_putc(m, '\\n');\n",
+        )],
+    );
+    let msg = built(&p, &["fs/proc/cmdline.c"]).unwrap_err().to_string();
+    assert!(msg.contains("changes no function's code"), "{msg}");
+
+    // A file this config does not build (Debian mounts ext2 with ext4: EXT2_FS is off).
+    let p = fix(
+        "ext2",
+        &[(
+            "fs/ext2/super.c",
+            "#include <linux/string.h>\n",
+            "#include <linux/string.h>\n#include <linux/types.h>\n",
+        )],
+    );
+    let msg = built(&p, &["fs/ext2/super.c"]).unwrap_err().to_string();
+    assert!(msg.contains("fs/ext2/super.c is not built in"), "{msg}");
+
+    // Not .c: a Makefile.
+    let p = fix(
+        "makefile",
+        &[(
+            "fs/proc/Makefile",
+            "proc-y\t+= cmdline.o\n",
+            "proc-y\t+= cmdline.o\nproc-y\t+= x.o\n",
+        )],
+    );
+    let msg = built(&p, &["fs/proc/Makefile"]).unwrap_err().to_string();
+    assert!(
+        msg.contains("fs/proc/Makefile") && msg.contains("cannot be live patched"),
+        "{msg}"
+    );
+}
