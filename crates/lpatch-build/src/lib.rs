@@ -12,6 +12,7 @@ pub mod compare;
 pub mod diff;
 pub mod dwarf;
 pub mod error;
+pub mod headers;
 pub mod progress;
 pub mod report;
 pub mod run;
@@ -45,36 +46,38 @@ pub fn default_cache() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("/var/cache/lpatch"))
 }
 
-/// The units of the diff's files, refusing what a live patch cannot carry.
-fn units_of(files: &[diff::FileChange]) -> Result<Vec<Unit>> {
+/// The diff's files split into the units it changes directly and the headers it changes,
+/// refusing what a live patch cannot carry.
+fn units_of(files: &[diff::FileChange]) -> Result<(Vec<Unit>, Vec<String>)> {
     let mut units = Vec::new();
+    let mut headers = Vec::new();
     for f in files {
-        if f.path.ends_with(".h") {
+        let is_header = f.path.ends_with(".h");
+        let unit = Unit::of_source(&f.path);
+        if !is_header && unit.is_none() {
             return Err(Error::Patch(format!(
-                "{}: changes to headers are not handled yet; change the .c files that use it",
+                "{}: lpatch build takes changes to C sources and headers (.c, .h) only; a change to a Makefile, Kconfig or other file cannot be live patched",
                 f.path
             )));
         }
-        let Some(u) = Unit::of_source(&f.path) else {
-            return Err(Error::Patch(format!(
-                "{}: lpatch build takes changes to C sources (.c) only; a change to a Makefile, Kconfig or other file cannot be live patched",
-                f.path
-            )));
-        };
-        match f.kind {
-            diff::Kind::Modified => units.push(u),
-            diff::Kind::Added => {
+        match (f.kind, unit) {
+            (diff::Kind::Removed, _) => {
+                return Err(Error::Patch(format!(
+                    "{}: the diff removes this file; a live patch cannot",
+                    f.path
+                )))
+            }
+            (diff::Kind::Added, Some(_)) => {
                 return Err(Error::Patch(format!(
                     "{}: the diff adds this file, and a new file needs a Makefile change, which a live patch cannot make",
                     f.path
                 )))
             }
-            diff::Kind::Removed => {
-                return Err(Error::Patch(format!("{}: the diff removes this file; a live patch cannot", f.path)))
-            }
+            (_, Some(u)) => units.push(u),
+            (_, None) => headers.push(f.path.clone()),
         }
     }
-    Ok(units)
+    Ok((units, headers))
 }
 
 /// Copies the compiled objects out of the tree into `dir`, keyed by object path.
@@ -105,6 +108,80 @@ pub fn prepare(
     Ok(tree.root.clone())
 }
 
+/// What applying the diff tells before anything is compiled: the lines it changed in each
+/// file (as applied: offsets included) and the functions and macros of each header it
+/// changed.
+struct Changes {
+    lines: Vec<(String, u64)>,
+    header_names: std::collections::BTreeSet<String>,
+}
+
+fn changes(
+    tree: &tree::Tree,
+    patch: &Path,
+    files: &[diff::FileChange],
+    headers: &[String],
+) -> Result<Changes> {
+    let mut applied = apply::apply(&tree.root, tree.state_dir(), patch, files)?;
+    let mut lines = Vec::new();
+    let mut header_names = std::collections::BTreeSet::new();
+    let mut result = Ok(());
+    for f in files {
+        match applied.changed_lines(&f.path) {
+            Ok(ls) => {
+                if headers.contains(&f.path) {
+                    let text = std::fs::read_to_string(tree.root.join(&f.path)).unwrap_or_default();
+                    match headers::changed_names(&f.path, &text, &ls) {
+                        Ok(n) => header_names.extend(n),
+                        Err(e) => result = result.and(Err(e)),
+                    }
+                }
+                lines.extend(ls.into_iter().map(|l| (f.path.clone(), l)));
+            }
+            Err(e) => result = result.and(Err(e)),
+        }
+    }
+    applied.restore()?;
+    result?;
+    Ok(Changes {
+        lines,
+        header_names,
+    })
+}
+
+/// The units a header change reaches that this config builds, beside the diff's own units.
+fn header_units(
+    tree: &tree::Tree,
+    names: &std::collections::BTreeSet<String>,
+    own: &[Unit],
+) -> Result<Vec<Unit>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    let reach = headers::closure(&tree.root, names)?;
+    let mut out = Vec::new();
+    for src in headers::units_naming(&tree.root, &reach)? {
+        let Some(u) = Unit::of_source(&src) else {
+            continue;
+        };
+        if own.contains(&u) {
+            continue;
+        }
+        if built::built_as(&tree.root, tree.state_dir(), &u.object)?.is_ok() {
+            out.push(u);
+        }
+    }
+    if out.len() + own.len() > headers::MAX_UNITS {
+        return Err(Error::Patch(format!(
+            "the header change reaches {} translation units this kernel builds (through {}): more than the {} lpatch build compiles one by one",
+            out.len() + own.len(),
+            reach.iter().cloned().collect::<Vec<_>>().join(", "),
+            headers::MAX_UNITS
+        )));
+    }
+    Ok(out)
+}
+
 /// Compiles and compares; stops before the module would be made (`--dry-run`).
 pub fn dry_run(o: &Options) -> Result<Report> {
     let text =
@@ -112,25 +189,34 @@ pub fn dry_run(o: &Options) -> Result<Report> {
     let text = String::from_utf8_lossy(&text);
     let files =
         diff::parse(&text).map_err(|e| Error::Patch(format!("{}: {e}", o.patch.display())))?;
-    let units = units_of(&files)?;
+    let (mut units, headers) = units_of(&files)?;
     let patch = std::fs::canonicalize(&o.patch).map_err(|e| io(o.patch.display(), e))?;
 
     let target = target::resolve(&o.target, &o.cache)?;
     let source = format!("{} {}", target.source_package, target.package_version);
     let tree = tree::open(&target, &o.cache, o.jobs, &o.progress)?;
     apply::check(&tree.root, &patch, &source)?;
-    let modular: Vec<bool> = units
-        .iter()
-        .map(|u| {
-            built::check(
-                &tree.root,
-                tree.state_dir(),
-                &u.source,
-                &u.object,
-                &target.kver,
-            )
-        })
-        .collect::<Result<_>>()?;
+    for u in &units {
+        built::check(
+            &tree.root,
+            tree.state_dir(),
+            &u.source,
+            &u.object,
+            &target.kver,
+        )?;
+    }
+    let step = o.progress.step("finding what the diff changes");
+    let changed = changes(&tree, &patch, &files, &headers)?;
+    let reached = header_units(&tree, &changed.header_names, &units)?;
+    units.extend(reached);
+    step.done();
+    if units.is_empty() {
+        return Err(Error::Patch(format!(
+            "{}: the diff changes no function or macro that a unit of {} uses",
+            o.patch.display(),
+            target.kver
+        )));
+    }
 
     let objects = tree.state_dir().join("objects");
     let _ = std::fs::remove_dir_all(&objects);
@@ -147,43 +233,37 @@ pub fn dry_run(o: &Options) -> Result<Report> {
         .iter()
         .map(|u| u.linked_into(&tree.root))
         .collect::<Result<_>>()?;
-    for ((u, into), module) in units.iter().zip(&linked).zip(&modular) {
-        if (into != "vmlinux") != *module {
-            return Err(Error::Compile(format!(
-                "{}: kbuild's lists say {}, its compile command says {into}",
-                u.source,
-                if *module { "a module" } else { "vmlinux" }
-            )));
-        }
-    }
     step.done();
 
     let step = o
         .progress
         .step(&format!("compiling {} unit(s) after the diff", units.len()));
     let mut applied = apply::apply(&tree.root, tree.state_dir(), &patch, &files)?;
-    let mut changed_lines = Vec::new();
-    for f in &files {
-        for l in applied.changed_lines(&f.path)? {
-            changed_lines.push((f.path.clone(), l));
-        }
-    }
     let compiled = tree.compile(&objs, "the source with the diff applied");
     let kept = compiled.and_then(|_| keep_objects(&tree.root, &units, &after_dir));
     applied.restore()?;
     kept?;
     step.done();
 
-    let step = o.progress.step("comparing the objects");
+    let step = o
+        .progress
+        .step(&format!("comparing {} pair(s) of objects", units.len()));
     let mut by_object: BTreeMap<String, ObjectReport> = BTreeMap::new();
     for (u, into) in units.iter().zip(&linked) {
         let before = read(&before_dir.join(&u.object))?;
         let after = read(&after_dir.join(&u.object))?;
         let d = compare::compare(&before, &after)
             .map_err(|e| Error::Compare(format!("{}: {e}", u.object)))?;
+        if d.changed.is_empty()
+            && d.new_functions.is_empty()
+            && d.new_data.is_empty()
+            && d.clones.is_empty()
+        {
+            continue;
+        }
         let info =
             dwarf::read_unit(&after).map_err(|e| Error::Compare(format!("{}: {e}", u.object)))?;
-        let touched = dwarf::touched_functions(&info, &changed_lines);
+        let touched = dwarf::touched_functions(&info, &changed.lines);
         let why = |name: &str| match dwarf::reason_for(&info, &touched, name) {
             dwarf::Reason::ChangedCode => Reason::ChangedCode,
             dwarf::Reason::InlinedCalleeChanged { callees } => {
@@ -201,14 +281,28 @@ pub fn dry_run(o: &Options) -> Result<Report> {
                 new_data: Vec::new(),
             });
         entry.units.push(u.source.clone());
-        for f in &d.changed {
+        let mut replace: Vec<String> = d.changed.clone();
+        // A changed clone is replaced as itself (its callers call it by that name); its
+        // `.cold` part goes with the function it belongs to, which is in `changed`.
+        for c in &d.clones {
+            if !c.new && !c.clone.contains(".cold") && !replace.contains(&c.clone) {
+                replace.push(c.clone.clone());
+            }
+        }
+        for f in &replace {
             entry.replace.push(Replaced {
                 function: f.clone(),
                 unit: u.source.clone(),
                 reason: why(f),
             });
         }
-        for f in &d.new_functions {
+        // A new clone is a new function its changed callers call.
+        let new_clones = d
+            .clones
+            .iter()
+            .filter(|c| c.new && !c.clone.contains(".cold"))
+            .map(|c| &c.clone);
+        for f in d.new_functions.iter().chain(new_clones) {
             entry.new_functions.push(Added {
                 name: f.clone(),
                 unit: u.source.clone(),
@@ -227,20 +321,23 @@ pub fn dry_run(o: &Options) -> Result<Report> {
     objects.sort_by_key(|r| (r.name != "vmlinux", r.name.clone()));
     for r in &mut objects {
         r.replace.sort_by(|a, b| a.function.cmp(&b.function));
+        r.units.sort();
     }
     if objects
         .iter()
         .all(|r| r.replace.is_empty() && r.new_functions.is_empty() && r.new_data.is_empty())
     {
         return Err(Error::Patch(format!(
-            "{}: the diff changes no function's code in {} (a comment, a blank line, or code this config does not build?)",
+            "{}: the diff changes no function's code in {} ({} unit(s) compared: a comment, a blank line, or code this config does not build?)",
             o.patch.display(),
-            target.kver
+            target.kver,
+            units.len()
         )));
     }
     Ok(Report {
         kernel: target.kver,
         source,
+        compared: units.iter().map(|u| u.source.clone()).collect(),
         objects,
     })
 }

@@ -11,7 +11,9 @@ pub struct Report {
     pub kernel: String,
     /// The exact source it was compared against (`linux-source-6.1 6.1.192-3`).
     pub source: String,
-    /// Objects in the order vmlinux first, then modules by name.
+    /// Every unit compiled and compared (the diff's own, and those a header change reaches).
+    pub compared: Vec<String>,
+    /// The objects with changes, vmlinux first, then modules by name.
     pub objects: Vec<ObjectReport>,
 }
 
@@ -19,7 +21,7 @@ pub struct Report {
 pub struct ObjectReport {
     /// "vmlinux" or the module's name.
     pub name: String,
-    /// The translation units of this object the diff touched.
+    /// The translation units of this object whose code changed.
     pub units: Vec<String>,
     pub replace: Vec<Replaced>,
     pub new_functions: Vec<Added>,
@@ -72,37 +74,47 @@ impl Reason {
 }
 
 impl Report {
-    /// The `--dry-run` text: per object, what the patch would replace and add, and why.
+    /// The `--dry-run` text: per object, what the patch would replace and add, from which
+    /// unit, and why.
     pub fn text(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "kernel {} ({})", self.kernel, self.source);
+        let _ = writeln!(
+            s,
+            "kernel {} ({}), {} unit(s) compared",
+            self.kernel,
+            self.source,
+            self.compared.len()
+        );
         for o in &self.objects {
-            let _ = writeln!(s, "{} ({})", o.name, o.units.join(", "));
+            let _ = writeln!(s, "{}", o.name);
+            let added = o.new_functions.iter().chain(&o.new_data);
             let width = o
                 .replace
                 .iter()
                 .map(|r| r.function.len())
-                .chain(
-                    o.new_functions
-                        .iter()
-                        .chain(&o.new_data)
-                        .map(|a| a.name.len()),
-                )
-                .max()
-                .unwrap_or(0);
+                .chain(added.clone().map(|a| a.name.len()))
+                .max();
+            let uwidth = o
+                .replace
+                .iter()
+                .map(|r| r.unit.len())
+                .chain(added.map(|a| a.unit.len()))
+                .max();
+            let (w, uw) = (width.unwrap_or(0), uwidth.unwrap_or(0));
             for r in &o.replace {
                 let _ = writeln!(
                     s,
-                    "  replace       {:width$}  {}",
+                    "  replace       {:w$}  {:uw$}  {}",
                     r.function,
+                    r.unit,
                     r.reason.words()
                 );
             }
             for a in &o.new_functions {
-                let _ = writeln!(s, "  new function  {:width$}  new", a.name);
+                let _ = writeln!(s, "  new function  {:w$}  {:uw$}  new", a.name, a.unit);
             }
             for a in &o.new_data {
-                let _ = writeln!(s, "  new data      {:width$}  new", a.name);
+                let _ = writeln!(s, "  new data      {:w$}  {:uw$}  new", a.name, a.unit);
             }
         }
         s

@@ -141,7 +141,7 @@ fn needs_stock_kernel_changed_function_in_vmlinux() {
     );
     assert!(
         r.text()
-            .contains("replace       cmdline_proc_show  changed code"),
+            .contains("replace       cmdline_proc_show  fs/proc/cmdline.c  changed code"),
         "{}",
         r.text()
     );
@@ -287,6 +287,23 @@ fn needs_stock_kernel_refusals_name_the_cause_and_leave_the_tree_clean() {
     let msg = built(&p, &["fs/ext2/super.c"]).unwrap_err().to_string();
     assert!(msg.contains("fs/ext2/super.c is not built in"), "{msg}");
 
+    // A header's type: a data layout, which a live patch cannot change.
+    let p = fix(
+        "struct",
+        &[(
+            "include/linux/seq_file.h",
+            "\tsize_t pad_until;\n",
+            "\tsize_t pad_until;\n\tint lpatch;\n",
+        )],
+    );
+    let msg = built(&p, &["include/linux/seq_file.h"])
+        .unwrap_err()
+        .to_string();
+    assert!(
+        msg.contains("include/linux/seq_file.h:") && msg.contains("changes the type seq_file"),
+        "{msg}"
+    );
+
     // Not .c: a Makefile.
     let p = fix(
         "makefile",
@@ -301,4 +318,88 @@ fn needs_stock_kernel_refusals_name_the_cause_and_leave_the_tree_clean() {
         msg.contains("fs/proc/Makefile") && msg.contains("cannot be live patched"),
         "{msg}"
     );
+}
+
+#[test]
+fn needs_stock_kernel_static_inline_in_a_header_replaces_its_callers_in_every_unit() {
+    // seq_has_overflowed() is a static inline of include/linux/seq_file.h that many units
+    // use; the diff touches only the header.
+    let p = fix(
+        "seq_overflow",
+        &[(
+            "include/linux/seq_file.h",
+            "\treturn m->count == m->size;\n",
+            "\treturn m->count >= m->size;\n",
+        )],
+    );
+    let r = built(&p, &["include/linux/seq_file.h"]).unwrap();
+    let why = Reason::InlinedCalleeChanged {
+        callees: vec!["seq_has_overflowed".into()],
+    };
+    // Every unit compared names the function (or one that uses it), and every replaced function
+    // is replaced because of it.
+    assert!(
+        r.compared.contains(&"fs/seq_file.c".to_string()),
+        "{:?}",
+        r.compared
+    );
+    for o in &r.objects {
+        for f in &o.replace {
+            assert_eq!(f.reason, why, "{} in {}: {}", f.function, o.name, r.text());
+        }
+        assert!(
+            o.new_functions.is_empty() && o.new_data.is_empty(),
+            "{}",
+            r.text()
+        );
+    }
+    let v = object(&r, "vmlinux");
+    assert!(
+        v.units.contains(&"fs/seq_file.c".to_string()),
+        "{}",
+        r.text()
+    );
+    let has =
+        |o: &ObjectReport, f: &str, unit: &str| o.replace.contains(&replaced(f, unit, why.clone()));
+    // fs/seq_file.c calls it from seq_read_iter, seq_hex_dump and traverse (which GCC clones).
+    assert!(
+        has(v, "seq_read_iter", "fs/seq_file.c") && has(v, "seq_hex_dump", "fs/seq_file.c"),
+        "{}",
+        r.text()
+    );
+    assert!(
+        v.replace
+            .iter()
+            .any(|f| f.function.starts_with("traverse.")),
+        "{}",
+        r.text()
+    );
+    // Two static seq_show()s of two units: each is its own entry.
+    assert!(has(v, "seq_show", "fs/proc/fd.c"), "{}", r.text());
+    // Modules too: units Debian builds as modules, each named as its module.
+    assert!(
+        has(
+            object(&r, "nf_conntrack"),
+            "ct_seq_show",
+            "net/netfilter/nf_conntrack_standalone.c"
+        ),
+        "{}",
+        r.text()
+    );
+    assert!(
+        has(
+            object(&r, "xt_hashlimit"),
+            "dl_seq_show",
+            "net/netfilter/xt_hashlimit.c"
+        ),
+        "{}",
+        r.text()
+    );
+    // Units this config does not build are not compiled (the goku UDC driver is off).
+    assert!(
+        !r.compared.iter().any(|u| u.contains("goku_udc")),
+        "{:?}",
+        r.compared
+    );
+    assert!(r.text().contains("seq_read_iter"), "{}", r.text());
 }
