@@ -9,6 +9,7 @@
 
 use crate::error::{io, Error, Result};
 use crate::run;
+use crate::tree::Tree;
 use lpatch_kbuild::config::KConfig;
 use std::path::Path;
 use std::process::Command;
@@ -24,17 +25,18 @@ struct Lists {
 const PRINT_MK: &str = "$(lastword $(MAKEFILE_LIST)): ;\nlpatch-lists: ; @:\n\
 $(info LPATCH-Y $(real-obj-y))\n$(info LPATCH-M $(real-obj-m))\n$(info LPATCH-SUB $(subdir-ym))\n";
 
-fn lists(root: &Path, state: &Path, dir: &str) -> Result<Lists> {
-    let mk = state.join("print-lists.mk");
+fn lists(tree: &Tree, dir: &str) -> Result<Lists> {
+    let mk = tree.state_dir().join("print-lists.mk");
     std::fs::write(&mk, PRINT_MK).map_err(|e| io(mk.display(), e))?;
+    let src = tree.src.to_string_lossy();
     let out = run::checked(
         Command::new("make")
-            .current_dir(root)
-            .args(["-s", "-f", "scripts/Makefile.build", "-f"])
+            .current_dir(&tree.root)
+            .args(["-s", "-f", &format!("{src}/scripts/Makefile.build"), "-f"])
             .arg(&mk)
             .args([
                 &format!("obj={dir}"),
-                "srctree=.",
+                &format!("srctree={src}"),
                 "objtree=.",
                 "SRCARCH=x86",
                 "lpatch-lists",
@@ -101,11 +103,8 @@ fn read_text(root: &Path, file: &str) -> Result<String> {
 
 /// How the config builds `object`: Ok(true) into a module, Ok(false) into vmlinux, Err(why)
 /// not at all, naming the makefile that leaves it out.
-pub fn built_as(
-    root: &Path,
-    state: &Path,
-    object: &str,
-) -> Result<std::result::Result<bool, String>> {
+pub fn built_as(tree: &Tree, object: &str) -> Result<std::result::Result<bool, String>> {
+    let (root, src) = (tree.root.as_path(), tree.src.as_path());
     let config = KConfig::parse(&read_text(root, ".config")?);
     let dir = Path::new(object)
         .parent()
@@ -120,7 +119,7 @@ pub fn built_as(
     } else {
         dir.split('/').next().unwrap_or_default().to_string()
     };
-    if !makefile_adds(&read_text(root, "Kbuild")?, &top, &config) {
+    if !makefile_adds(&read_text(src, "Kbuild")?, &top, &config) {
         return Ok(Err(format!(
             "Kbuild does not build {top}/ under this config"
         )));
@@ -129,9 +128,9 @@ pub fn built_as(
     let rest = dir.strip_prefix(&top).unwrap_or("").trim_start_matches('/');
     for part in rest.split('/').filter(|p| !p.is_empty()) {
         let child = format!("{parent}/{part}");
-        let listed = lists_dir(&lists(root, state, &parent)?, &child)
+        let listed = lists_dir(&lists(tree, &parent)?, &child)
             || (parent == "arch/x86"
-                && makefile_adds(&read_text(root, "arch/x86/Makefile")?, &child, &config));
+                && makefile_adds(&read_text(src, "arch/x86/Makefile")?, &child, &config));
         if !listed {
             return Ok(Err(format!(
                 "{parent}/Makefile does not build {child}/ under this config"
@@ -139,7 +138,7 @@ pub fn built_as(
         }
         parent = child;
     }
-    let l = lists(root, state, &dir)?;
+    let l = lists(tree, &dir)?;
     if l.m.iter().any(|o| o == object) {
         return Ok(Ok(true));
     }
@@ -153,8 +152,9 @@ pub fn built_as(
 }
 
 /// Refuses a unit the config does not build, naming the Makefile that leaves it out.
-pub fn check(root: &Path, state: &Path, source: &str, object: &str, kver: &str) -> Result<bool> {
-    match built_as(root, state, object)? {
+pub fn check(tree: &Tree, source: &str, object: &str) -> Result<bool> {
+    let kver = &tree.kver;
+    match built_as(tree, object)? {
         Ok(module) => Ok(module),
         Err(why) => Err(Error::Patch(format!(
             "{source} is not built in {kver}'s config ({why}): nothing of it runs there to patch"

@@ -103,9 +103,22 @@ pub fn prepare(
     jobs: usize,
     progress: &Progress,
 ) -> Result<PathBuf> {
-    let target = target::resolve(target, cache)?;
-    let tree = tree::open(&target, cache, jobs, progress)?;
-    Ok(tree.root.clone())
+    Ok(open_tree(target, cache, jobs, progress)?.root.clone())
+}
+
+/// The tree a build compiles in: the builder's prepared tree of a Debian kernel, or the
+/// user's own.
+fn open_tree(
+    req: &target::Request,
+    cache: &Path,
+    jobs: usize,
+    progress: &Progress,
+) -> Result<tree::Tree> {
+    if let target::Request::Tree(dir) = req {
+        return tree::open_user(dir, cache, jobs);
+    }
+    let target = target::resolve(req, cache)?;
+    tree::open(&target, cache, jobs, progress)
 }
 
 /// What applying the diff tells before anything is compiled: the lines it changed in each
@@ -122,7 +135,7 @@ fn changes(
     files: &[diff::FileChange],
     headers: &[String],
 ) -> Result<Changes> {
-    let mut applied = apply::apply(&tree.root, tree.state_dir(), patch, files)?;
+    let mut applied = apply::apply(&tree.src, tree.state_dir(), patch, files)?;
     let mut lines = Vec::new();
     let mut header_names = std::collections::BTreeSet::new();
     let mut result = Ok(());
@@ -130,7 +143,7 @@ fn changes(
         match applied.changed_lines(&f.path) {
             Ok(ls) => {
                 if headers.contains(&f.path) {
-                    let text = std::fs::read_to_string(tree.root.join(&f.path)).unwrap_or_default();
+                    let text = std::fs::read_to_string(tree.src.join(&f.path)).unwrap_or_default();
                     match headers::changed_names(&f.path, &text, &ls) {
                         Ok(n) => header_names.extend(n),
                         Err(e) => result = result.and(Err(e)),
@@ -158,16 +171,16 @@ fn header_units(
     if names.is_empty() {
         return Ok(Vec::new());
     }
-    let reach = headers::closure(&tree.root, names)?;
+    let reach = headers::closure(&tree.src, names)?;
     let mut out = Vec::new();
-    for src in headers::units_naming(&tree.root, &reach)? {
+    for src in headers::units_naming(&tree.src, &reach)? {
         let Some(u) = Unit::of_source(&src) else {
             continue;
         };
         if own.contains(&u) {
             continue;
         }
-        if built::built_as(&tree.root, tree.state_dir(), &u.object)?.is_ok() {
+        if built::built_as(tree, &u.object)?.is_ok() {
             out.push(u);
         }
     }
@@ -192,18 +205,10 @@ pub fn dry_run(o: &Options) -> Result<Report> {
     let (mut units, headers) = units_of(&files)?;
     let patch = std::fs::canonicalize(&o.patch).map_err(|e| io(o.patch.display(), e))?;
 
-    let target = target::resolve(&o.target, &o.cache)?;
-    let source = format!("{} {}", target.source_package, target.package_version);
-    let tree = tree::open(&target, &o.cache, o.jobs, &o.progress)?;
-    apply::check(&tree.root, &patch, &source)?;
+    let mut tree = open_tree(&o.target, &o.cache, o.jobs, &o.progress)?;
+    apply::check(&tree.src, &patch, &tree.source)?;
     for u in &units {
-        built::check(
-            &tree.root,
-            tree.state_dir(),
-            &u.source,
-            &u.object,
-            &target.kver,
-        )?;
+        built::check(&tree, &u.source, &u.object)?;
     }
     let step = o.progress.step("finding what the diff changes");
     let changed = changes(&tree, &patch, &files, &headers)?;
@@ -214,7 +219,7 @@ pub fn dry_run(o: &Options) -> Result<Report> {
         return Err(Error::Patch(format!(
             "{}: the diff changes no function or macro that a unit of {} uses",
             o.patch.display(),
-            target.kver
+            tree.kver
         )));
     }
 
@@ -222,6 +227,7 @@ pub fn dry_run(o: &Options) -> Result<Report> {
     let _ = std::fs::remove_dir_all(&objects);
     let (before_dir, after_dir) = (objects.join("before"), objects.join("after"));
     let objs: Vec<String> = units.iter().map(|u| u.object.clone()).collect();
+    tree.save_objects(&objs)?;
 
     let step = o.progress.step(&format!(
         "compiling {} unit(s) before the diff",
@@ -238,7 +244,7 @@ pub fn dry_run(o: &Options) -> Result<Report> {
     let step = o
         .progress
         .step(&format!("compiling {} unit(s) after the diff", units.len()));
-    let mut applied = apply::apply(&tree.root, tree.state_dir(), &patch, &files)?;
+    let mut applied = apply::apply(&tree.src, tree.state_dir(), &patch, &files)?;
     let compiled = tree.compile(&objs, "the source with the diff applied");
     let kept = compiled.and_then(|_| keep_objects(&tree.root, &units, &after_dir));
     applied.restore()?;
@@ -330,13 +336,13 @@ pub fn dry_run(o: &Options) -> Result<Report> {
         return Err(Error::Patch(format!(
             "{}: the diff changes no function's code in {} ({} unit(s) compared: a comment, a blank line, or code this config does not build?)",
             o.patch.display(),
-            target.kver,
+            tree.kver,
             units.len()
         )));
     }
     Ok(Report {
-        kernel: target.kver,
-        source,
+        kernel: tree.kver.clone(),
+        source: tree.source.clone(),
         compared: units.iter().map(|u| u.source.clone()).collect(),
         objects,
     })

@@ -16,6 +16,8 @@ pub enum Request {
     Default,
     /// Another Debian kernel, by ABI name (`6.1.0-57-amd64`).
     Debian(String),
+    /// A tree the user built (its `.config` and objects there).
+    Tree(std::path::PathBuf),
 }
 
 /// A Debian kernel, resolved.
@@ -152,11 +154,33 @@ fn image_config(cache: &Path, kver: &str) -> Result<PathBuf> {
     Ok(ours)
 }
 
+/// The compiler a kernel config was made with (its CONFIG_CC_VERSION_TEXT), found on this
+/// machine: (command, version string).
+pub fn compiler_of(config: &Path) -> Result<(String, String)> {
+    let text = std::fs::read_to_string(config).map_err(|e| io(config.display(), e))?;
+    let cc_version = match KConfig::parse(&text).get("CC_VERSION_TEXT") {
+        Some(Value::Other(v)) => v.clone(),
+        _ => {
+            return Err(Error::Target(format!(
+                "{} has no CONFIG_CC_VERSION_TEXT",
+                config.display()
+            )))
+        }
+    };
+    Ok((find_compiler(&cc_version)?, cc_version))
+}
+
 /// Resolves the request to a kernel and checks that this machine can reproduce its code.
 pub fn resolve(req: &Request, cache: &Path) -> Result<Target> {
     let kver = match req {
         Request::Default => recorded_kver(cache)?,
         Request::Debian(k) => k.clone(),
+        Request::Tree(d) => {
+            return Err(Error::Target(format!(
+                "{} is a tree, not a Debian kernel: open it with tree::open_user",
+                d.display()
+            )))
+        }
     };
     if !valid_kver(&kver) {
         return Err(Error::Target(format!(
@@ -177,17 +201,7 @@ pub fn resolve(req: &Request, cache: &Path) -> Result<Target> {
         }
     };
     let config = image_config(cache, &kver)?;
-    let text = std::fs::read_to_string(&config).map_err(|e| io(config.display(), e))?;
-    let cc_version = match KConfig::parse(&text).get("CC_VERSION_TEXT") {
-        Some(Value::Other(v)) => v.clone(),
-        _ => {
-            return Err(Error::Target(format!(
-                "{} has no CONFIG_CC_VERSION_TEXT",
-                config.display()
-            )))
-        }
-    };
-    let cc = find_compiler(&cc_version)?;
+    let (cc, cc_version) = compiler_of(&config)?;
     Ok(Target {
         kver,
         package_version,

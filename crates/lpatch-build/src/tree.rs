@@ -2,7 +2,9 @@
 //! The prepared kernel tree a build compiles in: Debian's exact source unpacked once, the
 //! image's config, `prepare` and `modules_prepare` run (never a whole kernel build), cached
 //! per kernel release in `<cache>/builder/<kver>/tree` and reused by every later build.
-//! One build at a time per tree: `<cache>/builder/<kver>/lock` is held for the whole build.
+//! Or a tree the user built (`--kernel-tree DIR`, in-tree or `O=`; the debug kernel is one),
+//! used as it is: its objects the build overwrites are put back afterwards.
+//! One build at a time per tree: a lock in the builder's cache is held for the whole build.
 
 use crate::error::{io, Error, Result};
 use crate::progress::Progress;
@@ -28,10 +30,24 @@ pub fn kernel_dir(cache: &Path, kver: &str) -> PathBuf {
 
 /// A prepared tree, locked for this build.
 pub struct Tree {
+    /// Where kbuild writes (the `O=` directory, or the source tree itself): `.config`,
+    /// objects and their `.cmd` files.
     pub root: PathBuf,
-    pub target: Target,
+    /// The sources the diff applies to.
+    pub src: PathBuf,
+    /// The kernel release.
+    pub kver: String,
+    /// What the diff is checked against, for messages (`linux-source-6.1 6.1.192-3`).
+    pub source: String,
     pub jobs: usize,
+    cc: String,
+    /// KERNELRELEASE to force (the Debian trees: the image's release).
+    release: Option<String>,
     dir: PathBuf,
+    /// A user's tree: the objects a build overwrites are saved first and put back on drop.
+    user: bool,
+    saved: Vec<String>,
+    absent: Vec<String>,
     _lock: File,
 }
 
@@ -45,22 +61,32 @@ fn lock(dir: &Path) -> Result<File> {
 }
 
 /// What the completion marker records: a tree is reused only for the same inputs.
+/// The version of the preparation itself: a tree prepared by an older builder is prepared
+/// again (2: the tree records the image's release in include/config/kernel.release).
+const PREPARATION: u32 = 2;
+
 fn marker_text(t: &Target) -> String {
     format!(
-        "{} {}\n{}\n",
+        "{} {}\n{}\npreparation {PREPARATION}\n",
         t.source_package, t.package_version, t.cc_version
     )
 }
 
-/// `make` in the tree with the compiler and release the target fixes.
-pub fn make(root: &Path, t: &Target, jobs: usize) -> Command {
+/// `make` in `root` with the compiler and release given.
+fn make_in(root: &Path, cc: &str, release: Option<&str>, jobs: usize) -> Command {
     let mut c = Command::new("make");
     c.current_dir(root)
         .arg(format!("-j{jobs}"))
-        .arg(format!("CC={}", t.cc));
-    c.arg(format!("KERNELRELEASE={}", t.kver))
-        .arg(format!("KCFLAGS={KCFLAGS}"));
+        .arg(format!("CC={cc}"));
+    if let Some(r) = release {
+        c.arg(format!("KERNELRELEASE={r}"));
+    }
+    c.arg(format!("KCFLAGS={KCFLAGS}"));
     c
+}
+
+fn make(root: &Path, t: &Target, jobs: usize) -> Command {
+    make_in(root, &t.cc, Some(&t.kver), jobs)
 }
 
 /// The source tarball of the exact version: the installed package's when it is that version,
@@ -191,6 +217,9 @@ fn prepare(t: &Target, dir: &Path, root: &Path, jobs: usize, progress: &Progress
         "make",
         "make prepare modules_prepare",
     )?;
+    // kbuild records the sources' own release (6.1.192); the tree is the image's.
+    let rel = root.join("include/config/kernel.release");
+    std::fs::write(&rel, format!("{}\n", t.kver)).map_err(|e| io(rel.display(), e))?;
     // The headers' symbol versions, for linking patch modules against this tree later.
     let symvers = PathBuf::from(format!("/usr/src/linux-headers-{}/Module.symvers", t.kver));
     if symvers.is_file() {
@@ -224,12 +253,108 @@ pub fn open(t: &Target, cache: &Path, jobs: usize, progress: &Progress) -> Resul
         std::fs::write(&marker, marker_text(t)).map_err(|e| io(marker.display(), e))?;
     }
     Ok(Tree {
+        src: root.clone(),
         root,
-        target: t.clone(),
+        kver: t.kver.clone(),
+        source: format!("{} {}", t.source_package, t.package_version),
         jobs,
+        cc: t.cc.clone(),
+        release: Some(t.kver.clone()),
         dir,
+        user: false,
+        saved: Vec::new(),
+        absent: Vec::new(),
         _lock: lock,
     })
+}
+
+/// The builder's state directory for a user's tree, named after its path; the builder's own
+/// trees (`<cache>/builder/<kver>/tree`) keep theirs, so both ways in share one lock.
+fn user_dir(cache: &Path, root: &Path) -> PathBuf {
+    let builder =
+        std::fs::canonicalize(cache.join("builder")).unwrap_or_else(|_| cache.join("builder"));
+    if let Some(parent) = root.parent() {
+        if root.file_name().is_some_and(|n| n == "tree")
+            && parent.parent() == Some(builder.as_path())
+        {
+            return parent.to_path_buf();
+        }
+    }
+    let name: String = root
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c == '/' { '_' } else { c })
+        .collect();
+    cache.join("builder").join(format!("tree{name}"))
+}
+
+/// Locks and returns a tree the user built (`--kernel-tree`), as it is: its `.config` and
+/// prepared headers must be there, and the compiler its config names.
+pub fn open_user(dir: &Path, cache: &Path, jobs: usize) -> Result<Tree> {
+    let root = std::fs::canonicalize(dir)
+        .map_err(|e| Error::Target(format!("no kernel tree at {}: {e}", dir.display())))?;
+    let need = |f: &str, what: &str| -> Result<()> {
+        if root.join(f).exists() {
+            return Ok(());
+        }
+        Err(Error::Target(format!(
+            "{} is not a prepared kernel tree: it has no {f} ({what}; run make prepare modules_prepare there)",
+            root.display()
+        )))
+    };
+    need(".config", "the config")?;
+    need("include/config/kernel.release", "the release")?;
+    need("include/generated/autoconf.h", "the generated headers")?;
+    need("scripts/basic/fixdep", "kbuild's tools")?;
+    // An O= tree points at its sources through `source`.
+    let src = std::fs::canonicalize(root.join("source")).unwrap_or_else(|_| root.clone());
+    if !src.join("scripts/Makefile.build").is_file() {
+        return Err(Error::Target(format!(
+            "no kernel source at {}",
+            src.display()
+        )));
+    }
+    let kver = std::fs::read_to_string(root.join("include/config/kernel.release"))
+        .map_err(|e| io("include/config/kernel.release", e))?
+        .trim()
+        .to_string();
+    let (cc, _) = crate::target::compiler_of(&root.join(".config"))?;
+    let state = user_dir(cache, &root);
+    let lock = lock(&state)?;
+    crate::apply::recover(&state, &src)?;
+    Ok(Tree {
+        source: format!("the kernel tree at {}", root.display()),
+        root,
+        src,
+        kver: kver.clone(),
+        jobs,
+        cc,
+        // The release the tree records, passed on so make does not recompute it (the builder's
+        // own trees record Debian's, which their sources' version would not give).
+        release: Some(kver.clone()),
+        dir: state,
+        user: true,
+        saved: Vec::new(),
+        absent: Vec::new(),
+        _lock: lock,
+    })
+}
+
+/// The `.cmd` file kbuild keeps beside an object.
+fn cmd_of(object: &str) -> String {
+    let p = Path::new(object);
+    let name = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    match p
+        .parent()
+        .map(|d| d.to_string_lossy().into_owned())
+        .filter(|d| !d.is_empty())
+    {
+        Some(d) => format!("{d}/.{name}.cmd"),
+        None => format!(".{name}.cmd"),
+    }
 }
 
 impl Tree {
@@ -248,7 +373,7 @@ impl Tree {
             let _ = std::fs::remove_file(self.root.join(o));
         }
         let out = run::capture(
-            make(&self.root, &self.target, self.jobs).args(objects),
+            make_in(&self.root, &self.cc, self.release.as_deref(), self.jobs).args(objects),
             "make",
         )?;
         if !out.ok {
@@ -258,5 +383,53 @@ impl Tree {
             )));
         }
         Ok(())
+    }
+
+    /// In a user's tree, saves the objects (and their `.cmd` files) the build will overwrite,
+    /// to put them back when the tree is dropped (and removes those it adds). Nothing to do in the builder's own trees.
+    pub fn save_objects(&mut self, objects: &[String]) -> Result<()> {
+        if !self.user {
+            return Ok(());
+        }
+        let keep = self.dir.join("saved");
+        for o in objects {
+            for f in [o.clone(), cmd_of(o)] {
+                let from = self.root.join(&f);
+                if self.saved.contains(&f) || self.absent.contains(&f) {
+                    continue;
+                }
+                if !from.exists() {
+                    // Not there before the build: removed again after it.
+                    self.absent.push(f);
+                    continue;
+                }
+                let to = keep.join(&f);
+                std::fs::create_dir_all(to.parent().unwrap_or(&keep))
+                    .map_err(|e| io(to.display(), e))?;
+                std::fs::copy(&from, &to)
+                    .map_err(|e| io(format!("saving {}", from.display()), e))?;
+                self.saved.push(f);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        let keep = self.dir.join("saved");
+        for f in &self.saved {
+            if let Err(e) = std::fs::copy(keep.join(f), self.root.join(f)) {
+                eprintln!(
+                    "lpatch build: putting back {} in {} failed: {e}",
+                    f,
+                    self.root.display()
+                );
+            }
+        }
+        for f in &self.absent {
+            let _ = std::fs::remove_file(self.root.join(f));
+        }
+        let _ = std::fs::remove_dir_all(&keep);
     }
 }

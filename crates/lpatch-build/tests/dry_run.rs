@@ -64,9 +64,13 @@ fn fix(name: &str, edits: &[(&str, &str, &str)]) -> PathBuf {
 }
 
 fn dry_run(patch: &Path) -> Result<Report, Error> {
+    dry_run_for(patch, Request::Default)
+}
+
+fn dry_run_for(patch: &Path, target: Request) -> Result<Report, Error> {
     let opts = lpatch_build::Options {
         patch: patch.to_path_buf(),
-        target: Request::Default,
+        target,
         jobs: 2,
         cache: cache(),
         progress: lpatch_build::progress::Progress::hidden(),
@@ -114,6 +118,7 @@ fn added(name: &str, unit: &str) -> Added {
 
 #[test]
 fn needs_stock_kernel_changed_function_in_vmlinux() {
+    lpatch_vm::require_stock_kernel();
     let p = fix(
         "cmdline",
         &[(
@@ -149,6 +154,7 @@ fn needs_stock_kernel_changed_function_in_vmlinux() {
 
 #[test]
 fn needs_stock_kernel_inlined_static_helper_replaces_its_caller() {
+    lpatch_vm::require_stock_kernel();
     // show_val_kb is inlined into meminfo_proc_show: the caller's code is what changes.
     let p = fix(
         "meminfo",
@@ -176,6 +182,7 @@ fn needs_stock_kernel_inlined_static_helper_replaces_its_caller() {
 
 #[test]
 fn needs_stock_kernel_module_unit_names_its_module() {
+    lpatch_vm::require_stock_kernel();
     let p = fix(
         "nls",
         &[("fs/nls/nls_utf8.c", "\tif (n < 0) {\n", "\tif (n <= 0) {\n")],
@@ -198,6 +205,7 @@ fn needs_stock_kernel_module_unit_names_its_module() {
 
 #[test]
 fn needs_stock_kernel_new_function_and_new_data_with_vmlinux_and_a_module() {
+    lpatch_vm::require_stock_kernel();
     let p = fix(
         "new",
         &[
@@ -246,6 +254,7 @@ fn needs_stock_kernel_new_function_and_new_data_with_vmlinux_and_a_module() {
 
 #[test]
 fn needs_stock_kernel_refusals_name_the_cause_and_leave_the_tree_clean() {
+    lpatch_vm::require_stock_kernel();
     // A hunk whose context is not this kernel's.
     let dir = std::env::temp_dir().join(format!("lpatch-build-test-{}-bad", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -322,6 +331,7 @@ fn needs_stock_kernel_refusals_name_the_cause_and_leave_the_tree_clean() {
 
 #[test]
 fn needs_stock_kernel_static_inline_in_a_header_replaces_its_callers_in_every_unit() {
+    lpatch_vm::require_stock_kernel();
     // seq_has_overflowed() is a static inline of include/linux/seq_file.h that many units
     // use; the diff touches only the header.
     let p = fix(
@@ -402,4 +412,63 @@ fn needs_stock_kernel_static_inline_in_a_header_replaces_its_callers_in_every_un
         r.compared
     );
     assert!(r.text().contains("seq_read_iter"), "{}", r.text());
+}
+
+/// The fix the --kernel-tree tests build: in a unit no other test compiles, since they check
+/// that the tree's object for it is put back.
+const UPTIME: (&str, &str, &str) = (
+    "fs/proc/uptime.c",
+    "\tseq_printf(m, \"%lu.%02lu %lu.%02lu\\n\",",
+    "\tseq_printf(m, \"%lu.%02lu %lu.%02lu (lpatched)\\n\",",
+);
+
+/// Runs the uptime fix against a user's tree and checks the report and that the tree's
+/// sources and the objects the build overwrote are back as they were.
+fn kernel_tree_build(objtree: &Path, srctree: &Path) {
+    let p = fix("user-tree", &[UPTIME]);
+    let obj = objtree.join("fs/proc/uptime.o");
+    let (obj_before, src_before) = (
+        std::fs::read(&obj).ok(),
+        std::fs::read(srctree.join(UPTIME.0)).unwrap(),
+    );
+    let r = dry_run_for(&p, Request::Tree(objtree.to_path_buf())).unwrap();
+    assert!(
+        std::fs::read(&obj).ok() == obj_before,
+        "the tree's own object is put back (or removed)"
+    );
+    assert!(
+        std::fs::read(srctree.join(UPTIME.0)).unwrap() == src_before,
+        "the sources are put back"
+    );
+    let release = std::fs::read_to_string(objtree.join("include/config/kernel.release")).unwrap();
+    assert_eq!(r.kernel, release.trim());
+    assert!(r.source.starts_with("the kernel tree at "), "{}", r.source);
+    assert_eq!(
+        object(&r, "vmlinux").replace,
+        vec![replaced(
+            "uptime_proc_show",
+            "fs/proc/uptime.c",
+            Reason::ChangedCode
+        )],
+        "{}",
+        r.text()
+    );
+}
+
+#[test]
+fn needs_stock_kernel_kernel_tree_built_in_place() {
+    lpatch_vm::require_stock_kernel();
+    // The builder's prepared tree is such a tree: built in place, sources and objects together.
+    let root = tree_root();
+    kernel_tree_build(&root, &root);
+}
+
+#[test]
+fn needs_debug_kernel_kernel_tree_built_with_o() {
+    // The debug kernel is built with O=: its objects in the cache, its sources elsewhere
+    // (the `source` link), and the debug info names them by absolute paths.
+    let dir = lpatch_vm::require_debug_kernel();
+    let src = std::fs::canonicalize(dir.join("source")).expect("an O= tree links its source");
+    assert_ne!(src, std::fs::canonicalize(&dir).unwrap());
+    kernel_tree_build(&dir, &src);
 }

@@ -67,12 +67,6 @@ fn failure(e: &Error) -> Failure {
 }
 
 pub fn build(ctx: &mut Ctx, a: &BuildArgs) -> Outcome {
-    if a.kernel_tree.is_some() {
-        return Err(Failure::new(
-            Exit::Usage,
-            "lpatch build: --kernel-tree is not supported yet; build for a Debian kernel with --kernel KVER",
-        ));
-    }
     let jobs = a
         .jobs
         .unwrap_or_else(|| {
@@ -81,11 +75,11 @@ pub fn build(ctx: &mut Ctx, a: &BuildArgs) -> Outcome {
                 .unwrap_or(1)
         })
         .max(1);
-    let target = a
-        .kernel
-        .clone()
-        .map(Request::Debian)
-        .unwrap_or(Request::Default);
+    let target = match (&a.kernel, &a.kernel_tree) {
+        (_, Some(dir)) => Request::Tree(dir.clone()),
+        (Some(k), None) => Request::Debian(k.clone()),
+        (None, None) => Request::Default,
+    };
     let progress = lpatch_build::progress::Progress::auto();
     let write = |ctx: &mut Ctx, text: String| {
         ctx.out
