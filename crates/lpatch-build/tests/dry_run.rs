@@ -12,6 +12,14 @@ use lpatch_build::target::Request;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// One build at a time in this file: the builds share the tree's lock anyway, and some tests
+/// look at the tree and at the kept objects between builds.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn cache() -> PathBuf {
     lpatch_build::default_cache()
 }
@@ -94,6 +102,12 @@ fn built(patch: &Path, files: &[&str]) -> Result<Report, Error> {
     r
 }
 
+/// The error of a build of one edit that must be refused, in words.
+fn refused(name: &str, edit: (&str, &str, &str)) -> String {
+    let p = fix(name, &[edit]);
+    built(&p, &[edit.0]).unwrap_err().to_string()
+}
+
 fn object<'a>(r: &'a Report, name: &str) -> &'a ObjectReport {
     r.objects
         .iter()
@@ -119,6 +133,7 @@ fn added(name: &str, unit: &str) -> Added {
 #[test]
 fn needs_stock_kernel_changed_function_in_vmlinux() {
     lpatch_vm::require_stock_kernel();
+    let _serial = serial();
     let p = fix(
         "cmdline",
         &[(
@@ -155,6 +170,7 @@ fn needs_stock_kernel_changed_function_in_vmlinux() {
 #[test]
 fn needs_stock_kernel_inlined_static_helper_replaces_its_caller() {
     lpatch_vm::require_stock_kernel();
+    let _serial = serial();
     // show_val_kb is inlined into meminfo_proc_show: the caller's code is what changes.
     let p = fix(
         "meminfo",
@@ -183,6 +199,7 @@ fn needs_stock_kernel_inlined_static_helper_replaces_its_caller() {
 #[test]
 fn needs_stock_kernel_module_unit_names_its_module() {
     lpatch_vm::require_stock_kernel();
+    let _serial = serial();
     let p = fix(
         "nls",
         &[("fs/nls/nls_utf8.c", "\tif (n < 0) {\n", "\tif (n <= 0) {\n")],
@@ -206,6 +223,7 @@ fn needs_stock_kernel_module_unit_names_its_module() {
 #[test]
 fn needs_stock_kernel_new_function_and_new_data_with_vmlinux_and_a_module() {
     lpatch_vm::require_stock_kernel();
+    let _serial = serial();
     let p = fix(
         "new",
         &[
@@ -255,6 +273,7 @@ fn needs_stock_kernel_new_function_and_new_data_with_vmlinux_and_a_module() {
 #[test]
 fn needs_stock_kernel_refusals_name_the_cause_and_leave_the_tree_clean() {
     lpatch_vm::require_stock_kernel();
+    let _serial = serial();
     // A hunk whose context is not this kernel's.
     let dir = std::env::temp_dir().join(format!("lpatch-build-test-{}-bad", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -272,66 +291,82 @@ fn needs_stock_kernel_refusals_name_the_cause_and_leave_the_tree_clean() {
         "{msg}"
     );
 
-    // A comment changes no code.
-    let p = fix(
-        "comment",
-        &[(
-            "fs/proc/cmdline.c",
-            "\tseq_putc(m, '\\n');\n",
-            "\t/* nothing to see */\n\tseq_putc(m, '\\n');\n",
-        )],
-    );
-    let msg = built(&p, &["fs/proc/cmdline.c"]).unwrap_err().to_string();
-    assert!(msg.contains("changes no function's code"), "{msg}");
-
-    // A file this config does not build (Debian mounts ext2 with ext4: EXT2_FS is off).
-    let p = fix(
-        "ext2",
-        &[(
-            "fs/ext2/super.c",
-            "#include <linux/string.h>\n",
-            "#include <linux/string.h>\n#include <linux/types.h>\n",
-        )],
-    );
-    let msg = built(&p, &["fs/ext2/super.c"]).unwrap_err().to_string();
-    assert!(msg.contains("fs/ext2/super.c is not built in"), "{msg}");
-
-    // A header's type: a data layout, which a live patch cannot change.
-    let p = fix(
-        "struct",
-        &[(
-            "include/linux/seq_file.h",
-            "\tsize_t pad_until;\n",
-            "\tsize_t pad_until;\n\tint lpatch;\n",
-        )],
-    );
-    let msg = built(&p, &["include/linux/seq_file.h"])
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("include/linux/seq_file.h:") && msg.contains("changes the type seq_file"),
-        "{msg}"
-    );
-
-    // Not .c: a Makefile.
-    let p = fix(
-        "makefile",
-        &[(
-            "fs/proc/Makefile",
-            "proc-y\t+= cmdline.o\n",
-            "proc-y\t+= cmdline.o\nproc-y\t+= x.o\n",
-        )],
-    );
-    let msg = built(&p, &["fs/proc/Makefile"]).unwrap_err().to_string();
-    assert!(
-        msg.contains("fs/proc/Makefile") && msg.contains("cannot be live patched"),
-        "{msg}"
-    );
+    // Each edit, and the words its refusal must say.
+    let cases = [
+        // A comment changes no code.
+        (
+            "comment",
+            (
+                "fs/proc/cmdline.c",
+                "\tseq_putc(m, '\\n');\n",
+                "\t/* nothing to see */\n\tseq_putc(m, '\\n');\n",
+            ),
+            "changes no function's code",
+        ),
+        // Blank lines above fs/namei.c's code (15 WARN_ON/BUG_ON and friends below) shift
+        // every line number its bug table records: the objects differ (checked below), the
+        // code does not.
+        (
+            "blank",
+            (
+                "fs/namei.c",
+                "#include <linux/export.h>\n",
+                "#include <linux/export.h>\n\n\n\n",
+            ),
+            "changes no function's code",
+        ),
+        // A file this config does not build (Debian mounts ext2 with ext4: EXT2_FS is off).
+        (
+            "ext2",
+            (
+                "fs/ext2/super.c",
+                "#include <linux/string.h>\n",
+                "#include <linux/string.h>\n#include <linux/types.h>\n",
+            ),
+            "fs/ext2/super.c is not built in",
+        ),
+        // A header's type: a data layout, which a live patch cannot change.
+        (
+            "struct",
+            (
+                "include/linux/seq_file.h",
+                "\tsize_t pad_until;\n",
+                "\tsize_t pad_until;\n\tint lpatch;\n",
+            ),
+            "include/linux/seq_file.h:23 changes the type seq_file",
+        ),
+        // Not .c: a Makefile.
+        (
+            "makefile",
+            (
+                "fs/proc/Makefile",
+                "proc-y\t+= cmdline.o\n",
+                "proc-y\t+= cmdline.o\nproc-y\t+= x.o\n",
+            ),
+            "cannot be live patched",
+        ),
+    ];
+    for (name, edit, words) in cases {
+        let msg = refused(name, edit);
+        assert!(msg.contains(words), "{name}: {msg}");
+        if name == "blank" {
+            let objects = tree_root().parent().unwrap().join("objects");
+            let (b, a) = (
+                objects.join("before/fs/namei.o"),
+                objects.join("after/fs/namei.o"),
+            );
+            assert!(
+                std::fs::read(&b).unwrap() != std::fs::read(&a).unwrap(),
+                "the line shift changed the objects"
+            );
+        }
+    }
 }
 
 #[test]
 fn needs_stock_kernel_static_inline_in_a_header_replaces_its_callers_in_every_unit() {
     lpatch_vm::require_stock_kernel();
+    let _serial = serial();
     // seq_has_overflowed() is a static inline of include/linux/seq_file.h that many units
     // use; the diff touches only the header.
     let p = fix(
@@ -458,6 +493,7 @@ fn kernel_tree_build(objtree: &Path, srctree: &Path) {
 #[test]
 fn needs_stock_kernel_kernel_tree_built_in_place() {
     lpatch_vm::require_stock_kernel();
+    let _serial = serial();
     // The builder's prepared tree is such a tree: built in place, sources and objects together.
     let root = tree_root();
     kernel_tree_build(&root, &root);
@@ -468,6 +504,7 @@ fn needs_debug_kernel_kernel_tree_built_with_o() {
     // The debug kernel is built with O=: its objects in the cache, its sources elsewhere
     // (the `source` link), and the debug info names them by absolute paths.
     let dir = lpatch_vm::require_debug_kernel();
+    let _serial = serial();
     let src = std::fs::canonicalize(dir.join("source")).expect("an O= tree links its source");
     assert_ne!(src, std::fs::canonicalize(&dir).unwrap());
     kernel_tree_build(&dir, &src);

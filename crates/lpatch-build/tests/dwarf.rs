@@ -3,38 +3,14 @@
 //! kernel-like flags, the way kbuild runs it (relative paths, tree root as the
 //! current directory).
 
+mod cc;
+
 use std::path::PathBuf;
-use std::process::Command;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use lpatch_build::dwarf::{
     read_unit, reason_for, touched_functions, DwarfError, Reason, SourceFunction, UnitInfo,
 };
 use object::{Object, ObjectSymbol};
-
-const GCC: &str = "gcc-12";
-
-const KERNEL_FLAGS: &[&str] = &[
-    "-c",
-    "-O2",
-    "-g",
-    "-gdwarf-5",
-    "-ffunction-sections",
-    "-fdata-sections",
-    "-mcmodel=kernel",
-    "-fno-PIE",
-    "-fno-pic",
-    "-mno-red-zone",
-    "-fno-strict-aliasing",
-    "-fno-common",
-    "-pg",
-    "-mrecord-mcount",
-    "-mfentry",
-    "-fno-stack-protector",
-    "-nostdinc",
-    "-ffreestanding",
-    "-std=gnu11",
-];
 
 const HELPER_H: &str = "\
 #ifndef HELPER_H
@@ -95,56 +71,26 @@ fn line_of(src: &str, needle: &str) -> u64 {
         + 1
 }
 
-struct Tree {
-    dir: PathBuf,
-}
-
-impl Drop for Tree {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+/// A small tree with `include/helper.h` and `fs/x.c`, compiled as kbuild does.
+struct Tree(cc::TempDir);
 
 impl Tree {
-    /// A fresh tree under the temp dir with `include/helper.h` and `fs/x.c`.
-    fn new(tag: &str) -> Tree {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "lpatch-dwarf-test-{}-{}-{}",
-            std::process::id(),
-            tag,
-            COUNTER.fetch_add(1, Ordering::SeqCst)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(dir.join("include")).unwrap();
-        std::fs::create_dir_all(dir.join("fs")).unwrap();
-        std::fs::write(dir.join("include/helper.h"), HELPER_H).unwrap();
-        std::fs::write(dir.join("fs/x.c"), X_C).unwrap();
-        Tree { dir }
+    fn new(_tag: &str) -> Tree {
+        let dir = cc::TempDir::new();
+        dir.write("include/helper.h", HELPER_H);
+        dir.write("fs/x.c", X_C);
+        Tree(dir)
     }
 
-    /// `gcc-12 <kernel flags> [extra] -Iinclude -o <obj> <src>` run in the
-    /// tree; returns the object's bytes.
+    /// The kernel flags with DWARF 5 (Debian's config) and `-Iinclude`, then `extra`.
     fn compile(&self, src: &str, obj: &str, extra: &[&str]) -> Vec<u8> {
-        let out = Command::new(GCC)
-            .current_dir(&self.dir)
-            .args(KERNEL_FLAGS)
-            .args(extra)
-            .args(["-Iinclude", "-o", obj, src])
-            .output()
-            .unwrap_or_else(|e| {
-                panic!("{GCC} is required for these tests and could not be run: {e}")
-            });
-        assert!(
-            out.status.success(),
-            "{GCC} failed on {src}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        std::fs::read(self.dir.join(obj)).unwrap()
+        let mut args = vec!["-gdwarf-5", "-Iinclude"];
+        args.extend_from_slice(extra);
+        self.0.compile(src, obj, &args)
     }
 
     fn path(&self, p: &str) -> PathBuf {
-        self.dir.join(p)
+        self.0 .0.join(p)
     }
 }
 

@@ -45,16 +45,46 @@ pub const FLAGS: &[&str] = &[
 
 static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
-/// A directory of its own under the system's temporary directory, removed on drop.
-struct TempDir(PathBuf);
+/// A directory of its own under the system's temporary directory, removed on drop: a small
+/// source tree to compile in, as kbuild does (relative paths, so `__FILE__` and the debug
+/// info name files as kbuild's builds do).
+pub struct TempDir(pub PathBuf);
 
 impl TempDir {
-    fn new() -> Self {
+    pub fn new() -> Self {
         let n = COUNTER.fetch_add(1, Ordering::SeqCst);
         let dir = std::env::temp_dir().join(format!("lpatch-build-cc-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
         TempDir(dir)
+    }
+
+    /// Writes `text` to `path` (relative), making its directories.
+    pub fn write(&self, path: &str, text: &str) {
+        let p = self.0.join(path);
+        std::fs::create_dir_all(p.parent().unwrap_or(&self.0))
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        std::fs::write(&p, text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+    }
+
+    /// Runs `gcc-12 FLAGS extra -o obj src` in the directory; returns the object's bytes.
+    pub fn compile(&self, src: &str, obj: &str, extra: &[&str]) -> Vec<u8> {
+        let out = Command::new(GCC)
+            .args(FLAGS)
+            .args(extra)
+            .args(["-o", obj, src])
+            .current_dir(&self.0)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!("{GCC} is needed to run these tests (the kernel's compiler, Debian package gcc-12): {e}")
+            });
+        assert!(
+            out.status.success(),
+            "{GCC} failed on {src}:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let o = self.0.join(obj);
+        std::fs::read(&o).unwrap_or_else(|e| panic!("{}: {e}", o.display()))
     }
 }
 
@@ -65,32 +95,15 @@ impl Drop for TempDir {
 }
 
 /// Compiles `src` as `<name>.c` with [`FLAGS`] and returns the object.
+#[allow(dead_code)]
 pub fn compile(name: &str, src: &str) -> Vec<u8> {
     compile_with(name, src, &[])
 }
 
 /// Compiles `src` as `<name>.c` with [`FLAGS`] then `extra`.
+#[allow(dead_code)]
 pub fn compile_with(name: &str, src: &str, extra: &[&str]) -> Vec<u8> {
     let dir = TempDir::new();
-    let c = dir.0.join(format!("{name}.c"));
-    let o = dir.0.join(format!("{name}.o"));
-    std::fs::write(&c, src).unwrap_or_else(|e| panic!("{}: {e}", c.display()));
-    let out = Command::new(GCC)
-        .args(FLAGS)
-        .args(extra)
-        // Relative paths: `__FILE__` is then the same for both builds.
-        .current_dir(&dir.0)
-        .arg(format!("{name}.c"))
-        .arg("-o")
-        .arg(format!("{name}.o"))
-        .output()
-        .unwrap_or_else(|e| {
-            panic!("{GCC} is needed to run these tests (the kernel's compiler, Debian package gcc-12): {e}")
-        });
-    assert!(
-        out.status.success(),
-        "{GCC} failed on {name}.c:\n{}\n{src}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    std::fs::read(&o).unwrap_or_else(|e| panic!("{}: {e}", o.display()))
+    dir.write(&format!("{name}.c"), src);
+    dir.compile(&format!("{name}.c"), &format!("{name}.o"), extra)
 }
