@@ -612,6 +612,14 @@ impl<'d> Obj<'d> {
         } else {
             None
         };
+        // A string with no symbol in a read-only section that is not mergeable (KASAN puts
+        // string literals in plain `.rodata`, with redzones between them): its content, so
+        // a string changed elsewhere in the section does not move this reference.
+        if target.is_none() && in_section(pos) && sec.alloc() && !sec.writable() && !sec.exec() {
+            if let Some((start, content)) = c_string_at(sec.data, pos as usize) {
+                return Resolved::String(content, i128::from(r.addend) - start as i128);
+            }
+        }
         // Out of every symbol (`.rodata.offsets.1-0x1`: an array indexed
         // from 1): the section's only symbol, if it has one.
         let target = target.or_else(|| match self.by_section.get(&sec_index)?.as_slice() {
@@ -653,6 +661,27 @@ impl<'d> Obj<'d> {
                 .min_by_key(|&i| rank(i))
         })
     }
+}
+
+/// The C string that starts at `pos`, or contains it, when the bytes there are one: printable
+/// text (tabs and newlines allowed) up to a NUL, after a NUL or the section's start.
+fn c_string_at(data: &[u8], pos: usize) -> Option<(usize, Vec<u8>)> {
+    let text = |b: u8| b.is_ascii_graphic() || b == b' ' || b == b'\t' || b == b'\n';
+    if pos >= data.len() {
+        return None;
+    }
+    let mut start = pos;
+    while start > 0 && text(data[start - 1]) {
+        start -= 1;
+    }
+    if start > 0 && data[start - 1] != 0 {
+        return None;
+    }
+    let end = start + data[start..].iter().position(|&b| b == 0)?;
+    if end <= start || !data[start..end].iter().all(|&b| text(b)) || pos > end {
+        return None;
+    }
+    Some((start, data[start..end].to_vec()))
 }
 
 /// The NUL-terminated string (of `unit`-byte characters) containing `pos`:

@@ -267,8 +267,8 @@ pub fn dry_run(o: &Options) -> Result<Report> {
         {
             continue;
         }
-        let info =
-            dwarf::read_unit(&after).map_err(|e| Error::Compare(format!("{}: {e}", u.object)))?;
+        let info = dwarf::read_unit_in(&after, Some(&tree.src.to_string_lossy()))
+            .map_err(|e| Error::Compare(format!("{}: {e}", u.object)))?;
         let touched = dwarf::touched_functions(&info, &changed.lines);
         let why = |name: &str| match dwarf::reason_for(&info, &touched, name) {
             dwarf::Reason::ChangedCode => Reason::ChangedCode,

@@ -43,6 +43,9 @@ pub struct Tree {
     cc: String,
     /// KERNELRELEASE to force (the Debian trees: the image's release).
     release: Option<String>,
+    /// KCFLAGS for the compilations: [`KCFLAGS`], and `-g` for a tree whose config has no
+    /// debug info (the reasons come from it; GCC's rule is that -g never changes the code).
+    kcflags: String,
     dir: PathBuf,
     /// A user's tree: the objects a build overwrites are saved first and put back on drop.
     user: bool,
@@ -73,7 +76,7 @@ fn marker_text(t: &Target) -> String {
 }
 
 /// `make` in `root` with the compiler and release given.
-fn make_in(root: &Path, cc: &str, release: Option<&str>, jobs: usize) -> Command {
+fn make_in(root: &Path, cc: &str, release: Option<&str>, jobs: usize, kcflags: &str) -> Command {
     let mut c = Command::new("make");
     c.current_dir(root)
         .arg(format!("-j{jobs}"))
@@ -81,12 +84,12 @@ fn make_in(root: &Path, cc: &str, release: Option<&str>, jobs: usize) -> Command
     if let Some(r) = release {
         c.arg(format!("KERNELRELEASE={r}"));
     }
-    c.arg(format!("KCFLAGS={KCFLAGS}"));
+    c.arg(format!("KCFLAGS={kcflags}"));
     c
 }
 
 fn make(root: &Path, t: &Target, jobs: usize) -> Command {
-    make_in(root, &t.cc, Some(&t.kver), jobs)
+    make_in(root, &t.cc, Some(&t.kver), jobs, KCFLAGS)
 }
 
 /// The source tarball of the exact version: the installed package's when it is that version,
@@ -260,6 +263,7 @@ pub fn open(t: &Target, cache: &Path, jobs: usize, progress: &Progress) -> Resul
         jobs,
         cc: t.cc.clone(),
         release: Some(t.kver.clone()),
+        kcflags: KCFLAGS.to_string(),
         dir,
         user: false,
         saved: Vec::new(),
@@ -319,6 +323,12 @@ pub fn open_user(dir: &Path, cache: &Path, jobs: usize) -> Result<Tree> {
         .trim()
         .to_string();
     let (cc, _) = crate::target::compiler_of(&root.join(".config"))?;
+    let config = std::fs::read_to_string(root.join(".config"))
+        .map_err(|e| io(root.join(".config").display(), e))?;
+    let kcflags = match lpatch_kbuild::config::KConfig::parse(&config).is_y("DEBUG_INFO") {
+        true => KCFLAGS.to_string(),
+        false => format!("{KCFLAGS} -g"),
+    };
     let state = user_dir(cache, &root);
     let lock = lock(&state)?;
     crate::apply::recover(&state, &src)?;
@@ -332,6 +342,7 @@ pub fn open_user(dir: &Path, cache: &Path, jobs: usize) -> Result<Tree> {
         // The release the tree records, passed on so make does not recompute it (the builder's
         // own trees record Debian's, which their sources' version would not give).
         release: Some(kver.clone()),
+        kcflags,
         dir: state,
         user: true,
         saved: Vec::new(),
@@ -373,7 +384,14 @@ impl Tree {
             let _ = std::fs::remove_file(self.root.join(o));
         }
         let out = run::capture(
-            make_in(&self.root, &self.cc, self.release.as_deref(), self.jobs).args(objects),
+            make_in(
+                &self.root,
+                &self.cc,
+                self.release.as_deref(),
+                self.jobs,
+                &self.kcflags,
+            )
+            .args(objects),
             "make",
         )?;
         if !out.ok {

@@ -193,6 +193,22 @@ fn a_string_added_in_one_function_leaves_the_others_alone() {
 }
 
 #[test]
+fn strings_in_plain_rodata_are_compared_by_content() {
+    // KASAN kernels (and -fno-merge-constants) put string literals in plain .rodata, with no
+    // symbols: a string grown in one function moves the others, which must not count.
+    let flags = ["-fno-merge-constants", "-fno-data-sections"];
+    let b = cc::compile_with("t", STRINGS, &flags);
+    let file = object::File::parse(&*b).unwrap();
+    assert!(
+        file.section_by_name(".rodata.str1.1").is_none(),
+        "strings are not in a mergeable section"
+    );
+    let after = STRINGS.replace("one", "one, and then some");
+    assert_ne!(after, STRINGS);
+    assert_eq!(diff_with(STRINGS, &after, &flags).changed, s(&["s1"]));
+}
+
+#[test]
 fn a_static_local_added_in_one_function_leaves_the_others_alone() {
     let before = format!(
         "{HEADER}
