@@ -509,3 +509,37 @@ fn needs_debug_kernel_kernel_tree_built_with_o() {
     assert_ne!(src, std::fs::canonicalize(&dir).unwrap());
     kernel_tree_build(&dir, &src);
 }
+
+#[test]
+fn kernels_that_cannot_be_built_for_are_refused_by_name() {
+    let dir = std::env::temp_dir().join(format!("lpatch-build-test-{}-target", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let p = dir.join("x.patch");
+    std::fs::write(
+        &p,
+        "--- a/fs/proc/cmdline.c\n+++ b/fs/proc/cmdline.c\n@@ -1 +1 @@\n-a\n+b\n",
+    )
+    .unwrap();
+    // A Debian release apt does not know.
+    let e = dry_run_for(&p, Request::Debian("6.1.0-999-amd64".into())).unwrap_err();
+    assert!(matches!(e, Error::Target(_)), "{e}");
+    assert!(
+        e.to_string()
+            .contains("apt knows no package linux-image-6.1.0-999-amd64"),
+        "{e}"
+    );
+    // Not a release name at all.
+    let e = dry_run_for(&p, Request::Debian("../etc".into())).unwrap_err();
+    assert!(
+        e.to_string().contains("is not a kernel release name"),
+        "{e}"
+    );
+    // A directory that is no prepared kernel tree.
+    let e = dry_run_for(&p, Request::Tree(dir.clone())).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("is not a prepared kernel tree: it has no .config"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}

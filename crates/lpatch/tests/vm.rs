@@ -559,8 +559,12 @@ fn cli_and_kernel_livepatch() {
         ("cmdline_still", "cat /proc/cmdline"),
         ("status", "lpatch status"),
         // The kernel's patch off (through its own sysfs): now the sample takes the function.
+        // Its directory goes when klp's transition is over and the patch's kobjects are
+        // released: up to 30 s here, since the debug kernel delays every release by 1-4 s
+        // (DEBUG_KOBJECT_RELEASE) and a busy host slows the guest's transition (5 s was
+        // once too short there).
         ("klp_off", "echo 0 > /sys/kernel/livepatch/klp_cmdline/enabled; \
-                     i=0; while [ -e /sys/kernel/livepatch/klp_cmdline ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; \
+                     i=0; while [ -e /sys/kernel/livepatch/klp_cmdline ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; \
                      ls -1 /sys/kernel/livepatch"),
         ("load_sample_2", "lpatch load livepatch-sample.ko"),
         ("cmdline_sample", "cat /proc/cmdline"),
