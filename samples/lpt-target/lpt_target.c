@@ -4,6 +4,7 @@
  * lpt_target_message() returns ("original" until a patch replaces it).
  * fail_init=1 makes its init fail after its functions exist (and may be patched).
  * init_ms=N makes its init sleep N ms first (the module stays COMING meanwhile).
+ * lpt_target_twin_alias is a second name of lpt_target_twin (one address).
  */
 #include <linux/delay.h>
 #include <linux/module.h>
@@ -19,6 +20,17 @@ noinline const char *lpt_target_message(void)
 {
 	return "original";
 }
+
+/*
+ * A function with a second name (one address), as an alias or GCC's identical-code folding
+ * makes one: a patch naming both must be refused. Apart from lpt_target_message, whose name
+ * the other tests read back from ftrace (which prints one name per address).
+ */
+noinline int lpt_target_twin(void)
+{
+	return 2;
+}
+int lpt_target_twin_alias(void) __attribute__((alias("lpt_target_twin")));
 
 static int lpt_show(struct seq_file *m, void *v)
 {

@@ -135,6 +135,25 @@ impl Fake {
         self.add_symbol(name, None, true)
     }
 
+    /// A second name for the function at `of` (an alias, or functions GCC folded into one),
+    /// in the same object; its address (`of`).
+    pub fn alias(&self, name: &str, of: usize) -> usize {
+        let mut s = self.0.borrow_mut();
+        let target = s
+            .symbols
+            .iter()
+            .find(|y| y.addr == of)
+            .expect("alias of a known symbol");
+        let (module, traceable) = (target.module, target.traceable);
+        s.symbols.push(Symbol {
+            name: name.to_string(),
+            addr: of,
+            module,
+            traceable,
+        });
+        of
+    }
+
     /// A vmlinux function ftrace cannot trace (notrace, or not a function start).
     pub fn vmlinux_untraceable(&self, name: &str) -> usize {
         self.add_symbol(name, None, false)

@@ -10,15 +10,18 @@ use lpatch_logic::error::Error;
 const KEY: usize = 0xa000;
 
 /// A machine with the functions the cases name: `dup` twice (two same-named statics),
-/// `solo` once, `notrace_fn` untraceable; a live module `mod_t` with `mf`.
+/// `solo` once and also named `solo_alias`, `notrace_fn` untraceable; a live module `mod_t`
+/// with `mf`, also named `mf_alias`.
 fn machine() -> (Fake, Core<Fake>, ModId) {
     let k = Fake::new();
-    k.vmlinux_fn("solo");
+    let solo = k.vmlinux_fn("solo");
+    k.alias("solo_alias", solo);
     k.vmlinux_fn("dup");
     k.vmlinux_fn("other");
     k.vmlinux_fn("dup");
     k.vmlinux_untraceable("notrace_fn");
-    k.module_live("mod_t", &["mf"]);
+    let (_, mf) = k.module_live("mod_t", &["mf"]);
+    k.alias("mf_alias", mf[0]);
     let (pm, _) = k.module_live("patchmod", &[]);
     let c = k.core();
     (k, c, pm)
@@ -114,6 +117,23 @@ fn function_listed_twice_is_einval() {
         &[(None, &[("solo", 0, 0), ("solo", 1, 0)])],
         Error::EINVAL,
         "function solo is listed twice in vmlinux",
+    );
+}
+
+/// Two names of one function in one patch would put two records on one address: after a
+/// disable, a later patch of it was stacked on the stale one, never entered the filter, and
+/// read enabled while the old code ran.
+#[test]
+fn two_names_for_one_address_are_einval() {
+    refused(
+        &[(None, &[("solo", 0, 0), ("solo_alias", 0, 0)])],
+        Error::EINVAL,
+        "functions solo and solo_alias are one function in vmlinux",
+    );
+    refused(
+        &[(Some("mod_t"), &[("mf_alias", 0, 0), ("mf", 0, 0)])],
+        Error::EINVAL,
+        "functions mf_alias and mf are one function in mod_t",
     );
 }
 

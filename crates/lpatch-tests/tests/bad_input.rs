@@ -27,6 +27,10 @@ run modaddr insmod lp_test_a.ko obj=lpt_target func=lpt_target_message old_addr=
 run untraceable insmod lp_test_a.ko func=do_syscall_64; left untraceable
 run second-bad insmod lp_test_a.ko func=cmdline_proc_show func2=no_such_function; left second-bad
 run listed-twice insmod lp_test_a.ko func=cmdline_proc_show func2=cmdline_proc_show; left listed-twice
+run alias-target insmod lpt_target.ko
+run alias insmod lp_test_a.ko obj=lpt_target func=lpt_target_twin func2=lpt_target_twin_alias; left alias
+show alias-message cat /proc/lpt_target
+run alias-target-gone rmmod lpt_target
 show taint0 cat /proc/sys/kernel/tainted
 run twice insmod lp_test_a.ko func=cmdline_proc_show twice=1 repl=1
 run extra1 insmod lp_test_b.ko func=cmdline_proc_show extra=1 repl=1
@@ -84,7 +88,18 @@ fn bad_api_inputs_are_refused_with_errno_log_and_nothing_left() {
         &run,
         "lpatch: patch lp_test_a: function cmdline_proc_show is listed twice in vmlinux",
     );
+    // Two names of one function (lpt_target_twin_alias is an alias): one record per
+    // address, so it is refused, naming both.
+    f.ok("alias-target");
+    f.errno("alias", 22);
+    log_has(
+        &run,
+        "lpatch: patch lp_test_a: functions lpt_target_twin and lpt_target_twin_alias are one function in lpt_target",
+    );
+    f.eq("alias-message", "original");
+    f.ok("alias-target-gone");
     for k in [
+        "alias",
         "missing",
         "ambiguous",
         "sympos-big",

@@ -128,6 +128,26 @@ pub fn resolve<K: Kernel>(k: &K, patch: &str, obj: &mut Object<K>, target: Targe
         };
         let _ = push_reserved(&mut resolved, (addr, ip));
     }
+    // Two names for one address (an alias, an init_module, functions GCC folded into one):
+    // one record per address, so each function is named once. `by_name` is reused, sorted
+    // by address, so this check allocates nothing.
+    by_name.sort_unstable_by_key(|&i| resolved[i].0);
+    for w in by_name.windows(2) {
+        let (a, b) = (w[0], w[1]);
+        if resolved[a].0 == resolved[b].0 {
+            let (first, second) = if a < b { (a, b) } else { (b, a) };
+            log_err!(
+                k,
+                "patch {}: functions {} and {} are one function in {} (both at {:#x}): name it once",
+                patch,
+                funcs[first].name,
+                funcs[second].name,
+                object,
+                resolved[a].0
+            );
+            return Err(Error::EINVAL);
+        }
+    }
     for (f, (addr, ip)) in obj.funcs.iter_mut().zip(resolved) {
         f.addr = addr;
         f.ip = ip;
