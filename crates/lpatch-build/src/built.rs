@@ -25,15 +25,13 @@ struct Lists {
 const PRINT_MK: &str = "$(lastword $(MAKEFILE_LIST)): ;\nlpatch-lists: ; @:\n\
 $(info LPATCH-Y $(real-obj-y))\n$(info LPATCH-M $(real-obj-m))\n$(info LPATCH-SUB $(subdir-ym))\n";
 
-fn lists(tree: &Tree, dir: &str) -> Result<Lists> {
-    let mk = tree.state_dir().join("print-lists.mk");
-    std::fs::write(&mk, PRINT_MK).map_err(|e| io(mk.display(), e))?;
+fn read_lists(tree: &Tree, mk: &Path, dir: &str) -> Result<Lists> {
     let src = tree.src.to_string_lossy();
     let out = run::checked(
         Command::new("make")
             .current_dir(&tree.root)
             .args(["-s", "-f", &format!("{src}/scripts/Makefile.build"), "-f"])
-            .arg(&mk)
+            .arg(mk)
             .args([
                 &format!("obj={dir}"),
                 &format!("srctree={src}"),
@@ -101,63 +99,97 @@ fn read_text(root: &Path, file: &str) -> Result<String> {
     std::fs::read_to_string(root.join(file)).map_err(|e| io(root.join(file).display(), e))
 }
 
-/// How the config builds `object`: Ok(true) into a module, Ok(false) into vmlinux, Err(why)
-/// not at all, naming the makefile that leaves it out.
-pub fn built_as(tree: &Tree, object: &str) -> Result<std::result::Result<bool, String>> {
-    let (root, src) = (tree.root.as_path(), tree.src.as_path());
-    let config = KConfig::parse(&read_text(root, ".config")?);
-    let dir = Path::new(object)
-        .parent()
-        .map(|p| p.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    if dir.is_empty() {
-        return Ok(Err("it is not in a kbuild directory".into()));
-    }
-    // The top-level Kbuild adds arch/x86/ as one directory.
-    let top = if dir == "arch/x86" || dir.starts_with("arch/x86/") {
-        "arch/x86".to_string()
-    } else {
-        dir.split('/').next().unwrap_or_default().to_string()
-    };
-    if !makefile_adds(&read_text(src, "Kbuild")?, &top, &config) {
-        return Ok(Err(format!(
-            "Kbuild does not build {top}/ under this config"
-        )));
-    }
-    let mut parent = top.clone();
-    let rest = dir.strip_prefix(&top).unwrap_or("").trim_start_matches('/');
-    for part in rest.split('/').filter(|p| !p.is_empty()) {
-        let child = format!("{parent}/{part}");
-        let listed = lists_dir(&lists(tree, &parent)?, &child)
-            || (parent == "arch/x86"
-                && makefile_adds(&read_text(src, "arch/x86/Makefile")?, &child, &config));
-        if !listed {
-            return Ok(Err(format!(
-                "{parent}/Makefile does not build {child}/ under this config"
-            )));
-        }
-        parent = child;
-    }
-    let l = lists(tree, &dir)?;
-    if l.m.iter().any(|o| o == object) {
-        return Ok(Ok(true));
-    }
-    if l.y.iter().any(|o| o == object) {
-        return Ok(Ok(false));
-    }
-    Ok(Err(format!(
-        "{dir}/Makefile does not build {} under this config",
-        Path::new(object).display()
-    )))
+/// What one build asks of kbuild: the tree's config, the makefiles read directly, and each
+/// directory's lists, read once and kept (a header change asks about many units, which share
+/// their directories).
+pub struct Kbuild<'t> {
+    tree: &'t Tree,
+    config: KConfig,
+    top: String,
+    arch: String,
+    mk: std::path::PathBuf,
+    lists: std::cell::RefCell<std::collections::HashMap<String, std::rc::Rc<Lists>>>,
 }
 
-/// Refuses a unit the config does not build, naming the Makefile that leaves it out.
-pub fn check(tree: &Tree, source: &str, object: &str) -> Result<bool> {
-    let kver = &tree.kver;
-    match built_as(tree, object)? {
-        Ok(module) => Ok(module),
-        Err(why) => Err(Error::Patch(format!(
-            "{source} is not built in {kver}'s config ({why}): nothing of it runs there to patch"
-        ))),
+impl<'t> Kbuild<'t> {
+    pub fn new(tree: &'t Tree) -> Result<Kbuild<'t>> {
+        let mk = tree.state_dir().join("print-lists.mk");
+        std::fs::write(&mk, PRINT_MK).map_err(|e| io(mk.display(), e))?;
+        Ok(Kbuild {
+            tree,
+            config: KConfig::parse(&read_text(&tree.root, ".config")?),
+            top: read_text(&tree.src, "Kbuild")?,
+            arch: read_text(&tree.src, "arch/x86/Makefile")?,
+            mk,
+            lists: Default::default(),
+        })
+    }
+
+    fn lists(&self, dir: &str) -> Result<std::rc::Rc<Lists>> {
+        if let Some(l) = self.lists.borrow().get(dir) {
+            return Ok(l.clone());
+        }
+        let l = std::rc::Rc::new(read_lists(self.tree, &self.mk, dir)?);
+        self.lists.borrow_mut().insert(dir.to_string(), l.clone());
+        Ok(l)
+    }
+
+    /// How the config builds `object`: Ok(true) into a module, Ok(false) into vmlinux,
+    /// Err(why) not at all, naming the makefile that leaves it out.
+    pub fn built_as(&self, object: &str) -> Result<std::result::Result<bool, String>> {
+        let dir = Path::new(object)
+            .parent()
+            .map(|p| p.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if dir.is_empty() {
+            return Ok(Err("it is not in a kbuild directory".into()));
+        }
+        // The top-level Kbuild adds arch/x86/ as one directory.
+        let top = if dir == "arch/x86" || dir.starts_with("arch/x86/") {
+            "arch/x86".to_string()
+        } else {
+            dir.split('/').next().unwrap_or_default().to_string()
+        };
+        if !makefile_adds(&self.top, &top, &self.config) {
+            return Ok(Err(format!(
+                "Kbuild does not build {top}/ under this config"
+            )));
+        }
+        let mut parent = top.clone();
+        let rest = dir.strip_prefix(&top).unwrap_or("").trim_start_matches('/');
+        for part in rest.split('/').filter(|p| !p.is_empty()) {
+            let child = format!("{parent}/{part}");
+            let listed = lists_dir(&*self.lists(&parent)?, &child)
+                || (parent == "arch/x86" && makefile_adds(&self.arch, &child, &self.config));
+            if !listed {
+                return Ok(Err(format!(
+                    "{parent}/Makefile does not build {child}/ under this config"
+                )));
+            }
+            parent = child;
+        }
+        let l = self.lists(&dir)?;
+        if l.m.iter().any(|o| o == object) {
+            return Ok(Ok(true));
+        }
+        if l.y.iter().any(|o| o == object) {
+            return Ok(Ok(false));
+        }
+        Ok(Err(format!(
+            "{dir}/Makefile does not build {} under this config",
+            Path::new(object).display()
+        )))
+    }
+
+    /// Refuses a unit the config does not build, naming the Makefile that leaves it out;
+    /// else whether it is built into a module.
+    pub fn check(&self, source: &str, object: &str) -> Result<bool> {
+        match self.built_as(object)? {
+            Ok(module) => Ok(module),
+            Err(why) => Err(Error::Patch(format!(
+                "{source} is not built in {}'s config ({why}): nothing of it runs there to patch",
+                self.tree.kver
+            ))),
+        }
     }
 }

@@ -163,11 +163,13 @@ fn changes(
 }
 
 /// The units a header change reaches that this config builds, beside the diff's own units.
+/// Each with whether it is built into a module.
 fn header_units(
     tree: &tree::Tree,
+    kbuild: &built::Kbuild<'_>,
     names: &std::collections::BTreeSet<String>,
     own: &[Unit],
-) -> Result<Vec<Unit>> {
+) -> Result<Vec<(Unit, bool)>> {
     if names.is_empty() {
         return Ok(Vec::new());
     }
@@ -180,8 +182,8 @@ fn header_units(
         if own.contains(&u) {
             continue;
         }
-        if built::built_as(tree, &u.object)?.is_ok() {
-            out.push(u);
+        if let Ok(module) = kbuild.built_as(&u.object)? {
+            out.push((u, module));
         }
     }
     if out.len() + own.len() > headers::MAX_UNITS {
@@ -207,13 +209,18 @@ pub fn dry_run(o: &Options) -> Result<Report> {
 
     let mut tree = open_tree(&o.target, &o.cache, o.jobs, &o.progress)?;
     apply::check(&tree.src, &patch, &tree.source)?;
-    for u in &units {
-        built::check(&tree, &u.source, &u.object)?;
-    }
+    let kbuild = built::Kbuild::new(&tree)?;
+    let mut modular: Vec<bool> = units
+        .iter()
+        .map(|u| kbuild.check(&u.source, &u.object))
+        .collect::<Result<_>>()?;
     let step = o.progress.step("finding what the diff changes");
     let changed = changes(&tree, &patch, &files, &headers)?;
-    let reached = header_units(&tree, &changed.header_names, &units)?;
-    units.extend(reached);
+    for (u, module) in header_units(&tree, &kbuild, &changed.header_names, &units)? {
+        units.push(u);
+        modular.push(module);
+    }
+    drop(kbuild);
     step.done();
     if units.is_empty() {
         return Err(Error::Patch(format!(
@@ -239,6 +246,16 @@ pub fn dry_run(o: &Options) -> Result<Report> {
         .iter()
         .map(|u| u.linked_into(&tree.root))
         .collect::<Result<_>>()?;
+    // kbuild's lists and its compile command must agree on where each unit goes.
+    for ((u, into), module) in units.iter().zip(&linked).zip(&modular) {
+        if (into != "vmlinux") != *module {
+            return Err(Error::Compile(format!(
+                "{}: kbuild's lists say {}, its compile command says {into}",
+                u.source,
+                if *module { "a module" } else { "vmlinux" }
+            )));
+        }
+    }
     step.done();
 
     let step = o

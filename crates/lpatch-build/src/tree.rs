@@ -351,23 +351,6 @@ pub fn open_user(dir: &Path, cache: &Path, jobs: usize) -> Result<Tree> {
     })
 }
 
-/// The `.cmd` file kbuild keeps beside an object.
-fn cmd_of(object: &str) -> String {
-    let p = Path::new(object);
-    let name = p
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    match p
-        .parent()
-        .map(|d| d.to_string_lossy().into_owned())
-        .filter(|d| !d.is_empty())
-    {
-        Some(d) => format!("{d}/.{name}.cmd"),
-        None => format!(".{name}.cmd"),
-    }
-}
-
 impl Tree {
     /// Where a build keeps its applied-diff state and its objects.
     pub fn state_dir(&self) -> &Path {
@@ -411,7 +394,7 @@ impl Tree {
         }
         let keep = self.dir.join("saved");
         for o in objects {
-            for f in [o.clone(), cmd_of(o)] {
+            for f in [o.clone(), crate::unit::cmd_file_of(o)] {
                 let from = self.root.join(&f);
                 if self.saved.contains(&f) || self.absent.contains(&f) {
                     continue;

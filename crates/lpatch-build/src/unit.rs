@@ -25,25 +25,23 @@ impl Unit {
         })
     }
 
-    /// The `.cmd` file kbuild wrote next to the object.
-    fn cmd_file(&self, root: &Path) -> std::path::PathBuf {
-        let obj = Path::new(&self.object);
-        let name = obj
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        root.join(obj.parent().unwrap_or(Path::new("")))
-            .join(format!(".{name}.cmd"))
-    }
-
     /// "vmlinux", or the name of the module the unit was compiled into, from kbuild's record.
     pub fn linked_into(&self, root: &Path) -> Result<String> {
-        let path = self.cmd_file(root);
+        let path = root.join(cmd_file_of(&self.object));
         let text = std::fs::read_to_string(&path).map_err(|e| io(path.display(), e))?;
         let line = cmdfile::command_line(&text).ok_or_else(|| {
             Error::Compile(format!("{}: no compile command recorded", path.display()))
         })?;
         Ok(linked_into_from_command(line))
+    }
+}
+
+/// The `.cmd` file kbuild writes beside an object (`fs/proc/.cmdline.o.cmd`), relative to
+/// the tree as the object is.
+pub fn cmd_file_of(object: &str) -> String {
+    match object.rsplit_once('/') {
+        Some((dir, name)) => format!("{dir}/.{name}.cmd"),
+        None => format!(".{object}.cmd"),
     }
 }
 
@@ -76,5 +74,7 @@ mod tests {
             "fs/proc/cmdline.o"
         );
         assert_eq!(Unit::of_source("include/linux/x.h"), None);
+        assert_eq!(cmd_file_of("fs/proc/cmdline.o"), "fs/proc/.cmdline.o.cmd");
+        assert_eq!(cmd_file_of("x.o"), ".x.o.cmd");
     }
 }
