@@ -49,6 +49,8 @@ void lpatch_lock(void) { mutex_lock(&lpatch_mutex); }
 void lpatch_unlock(void) { mutex_unlock(&lpatch_mutex); }
 void lpatch_preempt_disable(void) { preempt_disable(); }
 void lpatch_preempt_enable(void) { preempt_enable(); }
+/* synchronize_rcu_tasks is a macro for synchronize_rcu on kernels without TASKS_RCU. */
+void lpatch_synchronize_tasks(void) { synchronize_rcu(); synchronize_rcu_tasks(); }
 unsigned long lpatch_start_kernel(void) { return __START_KERNEL; }
 
 /* ---- redirection: one ftrace_ops for every patched function ---- */

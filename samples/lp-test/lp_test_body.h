@@ -23,6 +23,11 @@
  *                   fail whole (then the patch is not registered) or succeed (then it is
  *                   disabled and unregistered again); ends enabled at the first N past the
  *                   last allocation. Logs each step.
+ *   fail_walk=2     the same walk over removal: for N = 1, 2, ... register and enable
+ *                   (no failure armed), then disable and unregister with the Nth slab
+ *                   allocation failing. Both must succeed at every N (lpatch allocates
+ *                   nothing there; ftrace's own filter update may fail, which the core
+ *                   absorbs). Ends unregistered at the first N no allocation reaches.
  */
 #include <linux/delay.h>
 #include <linux/module.h>
@@ -52,8 +57,8 @@ static int extra;
 module_param(extra, int, 0444);
 static bool fail_after_enable;
 module_param(fail_after_enable, bool, 0444);
-static bool fail_walk;
-module_param(fail_walk, bool, 0444);
+static int fail_walk;
+module_param(fail_walk, int, 0444);
 static unsigned int pause_ms;
 module_param(pause_ms, uint, 0444);
 
@@ -109,11 +114,42 @@ static int lp_test_fail_walk(void)
 	}
 	return -E2BIG;
 }
+
+static int lp_test_removal_walk(void)
+{
+	unsigned int n, left;
+	int ret, off, gone;
+
+	for (n = 1; n <= 1000; n++) {
+		ret = lp_register_patch(&patch);
+		if (!ret)
+			ret = lp_enable_patch(&patch);
+		if (ret) {
+			pr_err(KBUILD_MODNAME ": removal walk %u: register and enable returned %d\n", n, ret);
+			return ret;
+		}
+		current->fail_nth = n;
+		off = lp_disable_patch(&patch);
+		gone = lp_unregister_patch(&patch);
+		left = current->fail_nth;
+		current->fail_nth = 0;
+		pr_info(KBUILD_MODNAME ": removal walk %u: %s, disable %d, unregister %d\n", n,
+			left ? "not reached" : "failed", off, gone);
+		if (left)
+			return 0;
+	}
+	return -E2BIG;
+}
 #else
 static int lp_test_fail_walk(void)
 {
 	pr_err(KBUILD_MODNAME ": fail_walk needs a kernel with CONFIG_FAILSLAB\n");
 	return -EOPNOTSUPP;
+}
+
+static int lp_test_removal_walk(void)
+{
+	return lp_test_fail_walk();
 }
 #endif
 
@@ -138,7 +174,7 @@ static int __init lp_test_init(void)
 	case 5: funcs[0].new_func = NULL; break;
 	}
 	if (fail_walk) {
-		ret = lp_test_fail_walk();
+		ret = fail_walk == 2 ? lp_test_removal_walk() : lp_test_fail_walk();
 		goto out;
 	}
 	ret = lp_register_patch(&patch);

@@ -5,6 +5,7 @@
  * fail_init=1 makes its init fail after its functions exist (and may be patched).
  * init_ms=N makes its init sleep N ms first (the module stays COMING meanwhile).
  * lpt_target_twin_alias is a second name of lpt_target_twin (one address).
+ * lpt_target_setup is __init code, called by its init (a patch naming it is refused).
  */
 #include <linux/delay.h>
 #include <linux/module.h>
@@ -32,6 +33,12 @@ noinline int lpt_target_twin(void)
 }
 int lpt_target_twin_alias(void) __attribute__((alias("lpt_target_twin")));
 
+/* __init: freed once the init returns; traceable while it runs. */
+static noinline int __init lpt_target_setup(void)
+{
+	return init_ms ? 1 : 0;
+}
+
 static int lpt_show(struct seq_file *m, void *v)
 {
 	seq_printf(m, "%s\n", lpt_target_message());
@@ -40,7 +47,7 @@ static int lpt_show(struct seq_file *m, void *v)
 
 static int __init lpt_init(void)
 {
-	if (init_ms)
+	if (lpt_target_setup())
 		msleep(init_ms);
 	if (fail_init) {
 		pr_info("lpt_target: init sees message '%s', failing on request\n", lpt_target_message());

@@ -12,6 +12,8 @@ thread_local! {
     static COUNTDOWN: Cell<u64> = const { Cell::new(0) };
     /// Whether the armed failure happened.
     static FIRED: Cell<bool> = const { Cell::new(false) };
+    /// Whether every allocation after the armed one fails too.
+    static STICKY: Cell<bool> = const { Cell::new(false) };
     /// Nesting depth of [`Suspended`] sections.
     static SUSPENDED: Cell<u32> = const { Cell::new(0) };
 }
@@ -24,7 +26,7 @@ fn should_fail() -> bool {
         return false;
     }
     COUNTDOWN.with(|c| match c.get() {
-        0 => false,
+        0 => FIRED.with(Cell::get) && STICKY.with(Cell::get),
         1 => {
             c.set(0);
             FIRED.with(|f| f.set(true));
@@ -66,12 +68,21 @@ unsafe impl GlobalAlloc for FailNth {
 /// sections.
 pub fn arm(n: u64) {
     FIRED.with(|f| f.set(false));
+    STICKY.with(|f| f.set(false));
     COUNTDOWN.with(|c| c.set(n));
+}
+
+/// Fails the `n`-th allocation and every one after it (memory gone for good): what must
+/// still succeed then — a rollback, a removal — allocates nothing.
+pub fn arm_from(n: u64) {
+    arm(n);
+    STICKY.with(|f| f.set(true));
 }
 
 /// Disarms; whether the armed failure happened.
 pub fn disarm() -> bool {
     COUNTDOWN.with(|c| c.set(0));
+    STICKY.with(|f| f.set(false));
     FIRED.with(Cell::get)
 }
 

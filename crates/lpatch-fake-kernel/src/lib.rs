@@ -51,6 +51,8 @@ struct Symbol {
     addr: usize,
     module: Option<ModId>,
     traceable: bool,
+    /// In its module's init text (listed only while the module is COMING).
+    init: bool,
 }
 
 #[derive(Debug)]
@@ -72,11 +74,12 @@ struct State {
     filter: BTreeSet<usize>,
     /// Call sites another ftrace user modifies (IPMODIFY): adding one fails with EBUSY.
     owned_elsewhere: BTreeSet<usize>,
-    /// The next filter_add / filter_remove fails with this.
+    /// The next filter_add fails with this.
     fail_add: Option<Error>,
     /// The next try_get fails (try_module_get refusing).
     fail_get: bool,
-    fail_remove: Option<Error>,
+    /// The next filter_set fails with this (ftrace out of memory copying its filter).
+    fail_set: Option<Error>,
     filter_updates: u32,
     published: Option<Table>,
     dirs: BTreeMap<usize, DirNode>,
@@ -126,7 +129,19 @@ impl Fake {
             addr,
             module,
             traceable,
+            init: false,
         });
+        addr
+    }
+
+    /// An `__init` function of a COMING module: traceable, and gone (its text freed, its
+    /// symbol no longer listed) once the module is LIVE.
+    pub fn init_fn(&self, m: ModId, name: &str) -> usize {
+        let addr = self.add_symbol(name, Some(m), true);
+        let mut s = self.0.borrow_mut();
+        if let Some(y) = s.symbols.iter_mut().find(|y| y.addr == addr) {
+            y.init = true;
+        }
         addr
     }
 
@@ -150,6 +165,7 @@ impl Fake {
             addr: of,
             module,
             traceable,
+            init: false,
         });
         of
     }
@@ -184,6 +200,16 @@ impl Fake {
         (id, addrs)
     }
 
+    /// A module COMING whose functions start at `at`: where a freed module's were, as the
+    /// allocator may place the next one.
+    pub fn module_coming_at(&self, at: usize, name: &str, funcs: &[&str]) -> (ModId, Vec<usize>) {
+        let next = std::mem::replace(&mut self.0.borrow_mut().next_addr, at);
+        let r = self.module_coming(name, funcs);
+        let mut s = self.0.borrow_mut();
+        s.next_addr = s.next_addr.max(next);
+        r
+    }
+
     /// The addresses of every symbol named `name`, in kallsyms order.
     pub fn symbol_addrs(&self, name: &str) -> Vec<usize> {
         self.0
@@ -195,13 +221,13 @@ impl Fake {
             .collect()
     }
 
+    /// A module's new state. Going LIVE frees its init text (its `__init` symbols).
     pub fn set_state(&self, m: ModId, state: ModState) {
-        self.0
-            .borrow_mut()
-            .modules
-            .get_mut(&m)
-            .expect("module")
-            .state = state;
+        let mut s = self.0.borrow_mut();
+        s.modules.get_mut(&m).expect("module").state = state;
+        if state == ModState::Live {
+            s.symbols.retain(|y| !(y.init && y.module == Some(m)));
+        }
     }
 
     /// A module's load done: COMING, then LIVE.
@@ -245,8 +271,8 @@ impl Fake {
         self.0.borrow_mut().fail_add = Some(e);
     }
 
-    pub fn fail_next_filter_remove(&self, e: Error) {
-        self.0.borrow_mut().fail_remove = Some(e);
+    pub fn fail_next_filter_set(&self, e: Error) {
+        self.0.borrow_mut().fail_set = Some(e);
     }
 
     pub fn filter(&self) -> BTreeSet<usize> {
@@ -507,6 +533,15 @@ impl Kernel for Fake {
         std::str::from_utf8(&buf[..n]).unwrap_or("?")
     }
 
+    fn in_module_init(&self, m: ModId, addr: usize) -> bool {
+        let _s = Suspended::new();
+        self.0
+            .borrow()
+            .symbols
+            .iter()
+            .any(|y| y.init && y.module == Some(m) && y.addr == addr)
+    }
+
     fn module_initialising(&self, m: ModId) -> bool {
         let _s = Suspended::new();
         self.0
@@ -576,19 +611,27 @@ impl Kernel for Fake {
         Ok(())
     }
 
-    fn filter_remove(&self, ips: &mut [usize]) -> Result {
+    fn filter_set(&self, sites: &mut [usize]) -> Result {
         let _s = Suspended::new();
         let mut s = self.0.borrow_mut();
-        if let Some(e) = s.fail_remove.take() {
+        if let Some(e) = s.fail_set.take() {
             return Err(e);
         }
-        // 6.1: removing an ip the filter does not hold fails the whole call.
-        if ips.iter().any(|ip| !s.filter.contains(ip)) {
-            return Err(Error::ENOENT);
+        // The fake keeps nothing of its own in the filter: sites[0] is unused.
+        let Some((_, ips)) = sites.split_first() else {
+            return Err(Error::EINVAL);
+        };
+        // 6.1: each ip must be a call site ftrace knows (a freed module's are gone).
+        if let Some(ip) = ips.iter().find(|&&ip| {
+            !s.symbols
+                .iter()
+                .any(|y| y.traceable && call_site(y.addr) == ip)
+        }) {
+            s.violations
+                .push(format!("filter_set with {ip:#x}, which is no call site"));
+            return Err(Error::EINVAL);
         }
-        for ip in ips.iter() {
-            s.filter.remove(ip);
-        }
+        s.filter = ips.iter().copied().collect();
         s.filter_updates += 1;
         Ok(())
     }

@@ -2,9 +2,10 @@
 //! Every allocation of register, enable and a module coming, failed in turn (fail-nth over
 //! the whole path, as the debug kernel's failslab walk does in the VM): each attempt is
 //! refused with ENOMEM and leaves exactly the state before, and the walk ends with the
-//! attempt that meets no failure and succeeds. (Removal — disable, unregister, a module
-//! going — still allocates today; making it allocation-free and walking it too is the
-//! redirection-safety issue's.)
+//! attempt that meets no failure and succeeds. Each walk runs twice: failing the n-th
+//! allocation only, and failing it and every one after it — then the rollback of what the
+//! attempt had done must complete without memory (removal never allocates; tests/removal.rs
+//! walks disable, unregister and a module going the same way).
 
 use lpatch_fake_kernel::fail_nth::{self, FailNth, Suspended};
 use lpatch_fake_kernel::{patch_desc, Fake, ModId, ModState};
@@ -50,6 +51,7 @@ fn desc(pm: ModId) -> lpatch_logic::model::PatchDesc<ModId> {
 /// the failure never reaches must succeed, `succeeded` is checked then. Returns how many
 /// allocations the path makes.
 fn walk<S>(
+    sticky: bool,
     setup: impl Fn() -> S,
     attempt: impl Fn(&mut S) -> Result<(), Error>,
     refused: impl Fn(&mut S, u64),
@@ -57,7 +59,11 @@ fn walk<S>(
 ) -> u64 {
     for n in 1..10_000 {
         let mut s = setup();
-        fail_nth::arm(n);
+        if sticky {
+            fail_nth::arm_from(n);
+        } else {
+            fail_nth::arm(n);
+        }
         let r = attempt(&mut s);
         let fired = fail_nth::disarm();
         if !fired {
@@ -77,7 +83,14 @@ fn walk<S>(
 
 #[test]
 fn every_allocation_of_register_and_enable_refused_whole() {
+    for sticky in [false, true] {
+        register_and_enable_walk(sticky);
+    }
+}
+
+fn register_and_enable_walk(sticky: bool) {
     let allocations = walk(
+        sticky,
         || {
             let (k, c, pm, t, v) = machine();
             k.clear_log();
@@ -96,7 +109,7 @@ fn every_allocation_of_register_and_enable_refused_whole() {
             })
         },
         |(k, c, _, _, v), n| {
-            drop(c.take_buried());
+            while c.take_buried().is_some() {}
             assert!(
                 c.patches.is_empty(),
                 "n = {n}: the patch is left registered"
@@ -123,7 +136,14 @@ fn every_allocation_of_register_and_enable_refused_whole() {
 
 #[test]
 fn every_allocation_of_a_module_coming_refuses_its_load_whole() {
+    for sticky in [false, true] {
+        module_coming_walk(sticky);
+    }
+}
+
+fn module_coming_walk(sticky: bool) {
     let allocations = walk(
+        sticky,
         || {
             let (k, mut c, pm, t, v) = machine();
             c.register(desc(pm)).unwrap();
@@ -163,4 +183,51 @@ fn every_allocation_of_a_module_coming_refuses_its_load_whole() {
     );
     eprintln!("a module coming: {allocations} allocations, each failure refused whole");
     assert!(allocations >= 3, "only {allocations} allocations walked");
+}
+
+/// Two enabled patches of a module not loaded yet: when it comes, the first patches it and
+/// the second fails for want of memory, so the first's redirection is rolled back — with
+/// every allocation failing from there on.
+#[test]
+fn a_refused_module_load_rolls_back_the_patches_applied_without_memory() {
+    const KEY_B: usize = 0xb000;
+    for sticky in [false, true] {
+        let allocations = walk(
+            sticky,
+            || {
+                let (k, mut c, pm, t, v) = machine();
+                let (pb, _) = k.module_live("lp_test_b", &[]);
+                c.register(desc(pm)).unwrap();
+                c.enable(KEY).unwrap();
+                c.register(patch_desc(
+                    KEY_B,
+                    pb,
+                    "lp_test_b",
+                    &[(Some("not_loaded"), &[("later_fn", 0, 0)])],
+                ))
+                .unwrap();
+                c.enable(KEY_B).unwrap();
+                let (m, a) = k.module_coming("not_loaded", &["later_fn"]);
+                (k, c, pm, pb, t, v, m, a)
+            },
+            |(_, c, _, _, _, _, m, _)| c.module_event(ModuleEvent::Coming, *m),
+            |(k, c, pm, pb, t, v, m, a), n| {
+                assert_eq!(k.call(a[0]), a[0], "n = {n}: a refused module is patched");
+                assert!(
+                    !k.filter().contains(&lpatch_fake_kernel::call_site(a[0])),
+                    "n = {n}"
+                );
+                assert_ne!(k.call(v[0]), v[0], "n = {n}: vmlinux lost its patch");
+                k.check_invariants(c, &[(*pm, 1), (*pb, 1), (*t, 1)]);
+                k.module_freed(*m);
+            },
+            |(k, c, pm, pb, t, _, m, a)| {
+                let b_new = c.patches[1].objects[0].funcs[0].new_func;
+                assert_eq!(k.call(a[0]), b_new, "B's replacement on top");
+                k.set_state(*m, ModState::Live);
+                k.check_invariants(c, &[(*pm, 1), (*pb, 1), (*t, 1), (*m, 2)]);
+            },
+        );
+        assert!(allocations >= 4, "only {allocations} allocations walked");
+    }
 }

@@ -3,7 +3,7 @@
 //! the VM tests expect, a log line naming the cause, and nothing left — no directory, no
 //! filter entry, no reference, no taint — so the same patch registers cleanly afterwards.
 
-use lpatch_fake_kernel::{call_site, patch_desc, Fake, ModId, ObjectSpec};
+use lpatch_fake_kernel::{call_site, patch_desc, Fake, ModId, ModState, ObjectSpec};
 use lpatch_logic::core::Core;
 use lpatch_logic::error::Error;
 
@@ -45,7 +45,7 @@ fn refused(objects: &[ObjectSpec<'_>], errno: Error, says: &str) {
     if c.patches.len() == 1 {
         c.unregister(KEY).unwrap();
     }
-    drop(c.take_buried());
+    while c.take_buried().is_some() {}
     assert_eq!(k.dirs(), ["lpatch"], "directories left");
     assert!(k.filter().is_empty(), "filter entries left");
     assert!(!k.tainted(), "tainted by a refused patch");
@@ -225,4 +225,67 @@ fn function_owned_by_another_ftrace_user_is_ebusy() {
     assert!(!c.patches[0].enabled);
     assert!(!k.tainted());
     k.check_invariants(&c, &[]);
+}
+
+/// A module's `__init` function (issue 21, item 4): its text is freed once the module's
+/// init returns, and a call site of it left in the filter would redirect whatever is
+/// placed there next. A patch naming one is refused: the module's load, when the patch is
+/// enabled before it comes; the registration, while the module is COMING; and once it is
+/// LIVE the function is gone from kallsyms.
+#[test]
+fn a_module_init_function_is_refused() {
+    use lpatch_logic::core::ModuleEvent;
+    let k = Fake::new();
+    k.vmlinux_fn("solo");
+    let (pm, _) = k.module_live("patchmod", &[]);
+    let mut c = k.core();
+    let desc = || {
+        patch_desc(
+            KEY,
+            pm,
+            "p",
+            &[
+                (None, &[("solo", 0, 0)]),
+                (Some("tgt"), &[("tgt_setup", 0, 0)]),
+            ],
+        )
+    };
+    c.register(desc()).unwrap();
+    c.enable(KEY).unwrap();
+    let (m, _) = k.module_coming("tgt", &["tgt_fn"]);
+    let init = k.init_fn(m, "tgt_setup");
+    assert_eq!(
+        c.module_event(ModuleEvent::Coming, m),
+        Err(Error::EINVAL),
+        "{:#?}",
+        k.log()
+    );
+    assert!(
+        k.logged(&["tgt_setup", "in tgt is __init code", "cannot be patched"]),
+        "{:#?}",
+        k.log()
+    );
+    assert!(k.logged(&["refusing to load module tgt"]));
+    assert!(!k.filter().contains(&call_site(init)));
+    k.check_invariants(&c, &[(pm, 1)]);
+    k.module_freed(m);
+
+    // Registered while the module is COMING (the core has seen it arrive).
+    c.disable(KEY).unwrap();
+    c.unregister(KEY).unwrap();
+    while c.take_buried().is_some() {}
+    let (m, _) = k.module_coming("tgt", &["tgt_fn"]);
+    k.init_fn(m, "tgt_setup");
+    c.module_event(ModuleEvent::Coming, m).unwrap();
+    assert_eq!(c.register(desc()), Err(Error::EINVAL));
+    assert_eq!(k.dirs(), ["lpatch"]);
+
+    // LIVE: the init text is freed, the name gone.
+    k.set_state(m, ModState::Live);
+    c.module_event(ModuleEvent::Live, m).unwrap();
+    assert_eq!(c.register(desc()), Err(Error::ENOENT));
+    assert!(k.logged(&["function tgt_setup not found in tgt"]));
+    assert_eq!(k.dirs(), ["lpatch"]);
+    // The patch module stays pinned by its first enable.
+    k.check_invariants(&c, &[(pm, 1)]);
 }

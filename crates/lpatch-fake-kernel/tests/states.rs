@@ -85,7 +85,7 @@ fn register_enable_disable_reenable_unregister() {
 
     c.unregister(KEY_A).unwrap();
     assert!(c.patches.is_empty());
-    drop(c.take_buried());
+    while c.take_buried().is_some() {}
     assert_eq!(k.dirs(), ["lpatch"]);
     assert_eq!(
         c.enable(KEY_A),

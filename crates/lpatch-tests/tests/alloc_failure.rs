@@ -117,3 +117,78 @@ fn needs_debug_kernel_every_allocation_failure_refuses_whole_or_applies_whole() 
     f.eq("sites", "");
     f.eq("orig", "y");
 }
+
+const REMOVAL_SCRIPT: &str = r#"
+F=/sys/kernel/debug/failslab
+echo 0 > $F/verbose
+echo N > $F/ignore-gfp-wait
+ORIG=$(cat /proc/cmdline)
+same() { [ "$(cat /proc/cmdline)" = "$ORIG" ] && echo y || echo n; }
+run walk insmod lp_test_b.ko func=cmdline_proc_show repl=1 fail_walk=2
+show dirs ls $R
+show sites patched_sites
+show orig same
+"#;
+
+/// Removal never fails for want of memory (issue 21, item 2): lp_test's `fail_walk=2`
+/// registers and enables its patch, then disables and unregisters it with the Nth slab
+/// allocation failing, for N = 1, 2, ... until no allocation is reached. lpatch allocates
+/// nothing there; ftrace's own filter update does (it copies the filter), and when that
+/// fails the core absorbs it: disable and unregister still succeed, the function runs its
+/// own code, and the next change takes it out of the filter. Needs CONFIG_FAILSLAB: the
+/// debug kernel.
+#[test]
+fn needs_debug_kernel_removal_succeeds_with_every_allocation_failing() {
+    let dir = require_debug_kernel();
+    assert!(
+        config_on(&dir, "CONFIG_FAILSLAB"),
+        "{} has no CONFIG_FAILSLAB",
+        dir.display()
+    );
+    let run = vm(Boot::Pvh, REMOVAL_SCRIPT).run().unwrap();
+    run.assert_ok();
+    let f = Facts::of(&run);
+    let steps: Vec<&str> = run
+        .kernel_log
+        .lines()
+        .filter_map(|l| l.split_once("lp_test_b: removal walk ").map(|(_, r)| r))
+        .collect();
+    let last = steps
+        .last()
+        .unwrap_or_else(|| panic!("no walk lines\n{}", f.report));
+    assert!(
+        last.ends_with(": not reached, disable 0, unregister 0"),
+        "walk ended {last:?}\n{}",
+        f.report
+    );
+    for (i, s) in steps.iter().enumerate() {
+        let n = i + 1;
+        assert!(
+            s.starts_with(&format!("{n}: ")) && s.ends_with(", disable 0, unregister 0"),
+            "step {n}: {s:?}\n{}",
+            f.report
+        );
+    }
+    // The failures the walk reached were ftrace's, absorbed and logged.
+    assert!(
+        steps.len() > 1,
+        "no allocation reached in disable + unregister: is failslab on?\n{}",
+        f.report
+    );
+    assert!(
+        run.kernel_log.contains(
+            "lpatch: ftrace cannot take 1 unpatched function out of lpatch's filter (-ENOMEM"
+        ),
+        "no log line for ftrace's failure\n{}",
+        f.report
+    );
+    eprintln!(
+        "removal walk: {} slab allocations reached in disable + unregister, {} of them in ftrace's filter update; each absorbed",
+        steps.len() - 1,
+        run.kernel_log.matches("lpatch: ftrace cannot take").count()
+    );
+    f.ok("walk");
+    f.eq("dirs", "");
+    f.eq("sites", "");
+    f.eq("orig", "y");
+}

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! Patches of a module: references taken and dropped, a module loaded after its patch
 //! patched before its init runs, a patched module whose init fails, `rmmod -f` of a patched
-//! module, and a module whose enabled patch cannot patch it refused at load.
+//! module, and a module whose enabled patch cannot patch it (a missing function, its
+//! `__init` code) refused at load.
 
 use lpatch_tests::{log_has, vm, Facts};
 use lpatch_vm::Boot;
@@ -115,6 +116,11 @@ show enabled-b cat $R/lp_test_b/enabled
 run refused insmod lpt_target.ko
 show gone6 ls /sys/module/lpt_target
 show traced6 patched_sites
+put off-b 0 $R/lp_test_b/enabled
+run load-c insmod lp_test_c.ko obj=lpt_target func=lpt_target_setup
+run refused-init insmod lpt_target.ko
+show gone7 ls /sys/module/lpt_target
+show traced7 patched_sites
 "#;
 
 #[test]
@@ -170,4 +176,20 @@ fn module_loaded_after_its_patch_init_failure_forced_unload_and_refusal() {
     );
     assert!(f.get("gone6").contains("No such file"), "{}", f.report);
     f.eq("traced6", "");
+    // An enabled patch of the module's __init code: freed once its init returns, it cannot
+    // be patched, and the load is refused.
+    f.ok("off-b");
+    f.ok("load-c");
+    f.errno("refused-init", 22);
+    log_has(&run, "lpatch: patch lp_test_c: function lpt_target_setup");
+    log_has(
+        &run,
+        "in lpt_target is __init code, freed once the module's init returns: it cannot be patched",
+    );
+    log_has(
+        &run,
+        "lpatch: refusing to load module lpt_target: patch lp_test_c cannot patch it",
+    );
+    assert!(f.get("gone7").contains("No such file"), "{}", f.report);
+    f.eq("traced7", "");
 }

@@ -3,9 +3,15 @@
 //! (the kernel crate's entry points, or a host test) holds the one lock around every call
 //! and drops what [`Core::take_buried`] returns after releasing it. Each step of enable is
 //! undone on failure, so nothing is left half-applied.
+//!
+//! Register and enable (and a module coming) allocate what they need, and are refused
+//! whole when they cannot. Every removal — disable, unregister, a module going, the
+//! rollback of a failed enable or module load — allocates nothing: what it needs was
+//! reserved by the register or enable before it.
 
 use crate::error::{Error, Result};
-use crate::fallible::{push_reserved, try_format, try_push};
+use crate::fallible::{push_reserved, push_reserved_or_back, try_format, try_push};
+use crate::log::Count;
 use crate::model::{Object, Patch, PatchDesc};
 use crate::redirect::{PatchId, Redirector};
 use crate::resolve::{resolve, Target};
@@ -36,6 +42,8 @@ pub struct Core<K: Kernel> {
     /// them), and the notifier will patch it anyway.
     arrived: Vec<K::Module>,
     /// Patches removed under the lock, to be dropped (sysfs directories removed) after it.
+    /// Its spare capacity always covers every registered patch (reserved by register), so
+    /// burying one never allocates.
     graveyard: Vec<Patch<K>>,
     /// /sys/kernel/lpatch (or /sys/kernel/livepatch); dropped after every patch directory.
     root: K::Dir,
@@ -60,10 +68,15 @@ impl<K: Kernel> Core<K> {
         }
     }
 
-    /// The patches removed by the last calls, for the caller to drop once it has released
-    /// the lock (removing a sysfs directory waits for its running callbacks, which take it).
-    pub fn take_buried(&mut self) -> Vec<Patch<K>> {
-        core::mem::take(&mut self.graveyard)
+    /// A patch removed by the last calls, for the caller to drop once it has released the
+    /// lock (removing a sysfs directory waits for its running callbacks, which take it);
+    /// the caller takes the lock again for the next, until None. One at a time, so the
+    /// graveyard keeps its capacity: taking allocates nothing either. A patch taken still
+    /// `enabled` was removed with its module going away: nothing is redirected to its
+    /// replacements any more, but calls redirected a moment before may still be running
+    /// them, and the caller waits for those before the module's text is freed.
+    pub fn take_buried(&mut self) -> Option<Patch<K>> {
+        self.graveyard.pop()
     }
 
     /// The call sites redirected now (each exactly once, in order).
@@ -114,16 +127,6 @@ impl<K: Kernel> Core<K> {
     }
 }
 
-/// The call sites of an object's functions.
-fn ips_of<K: Kernel>(obj: &Object<K>) -> Result<Vec<usize>> {
-    let mut v = Vec::new();
-    v.try_reserve_exact(obj.funcs.len()).map_err(|_| Error::ENOMEM)?;
-    for f in &obj.funcs {
-        let _ = push_reserved(&mut v, f.ip);
-    }
-    Ok(v)
-}
-
 /// (call site, replacement) of an object's functions.
 fn entries_of<K: Kernel>(obj: &Object<K>, out: &mut Vec<(usize, usize)>) -> Result {
     out.try_reserve(obj.funcs.len()).map_err(|_| Error::ENOMEM)?;
@@ -134,12 +137,18 @@ fn entries_of<K: Kernel>(obj: &Object<K>, out: &mut Vec<(usize, usize)>) -> Resu
 }
 
 impl<K: Kernel> Core<K> {
+    /// Moves a patch no longer registered to the graveyard (never allocates: register
+    /// reserved its place).
     fn bury(&mut self, p: Patch<K>) {
-        if try_push(&mut self.graveyard, p).is_err() {
+        if let Err(p) = push_reserved_or_back(&mut self.graveyard, p) {
+            // Cannot happen (register reserved a place for every patch). Dropping it here
+            // would remove sysfs directories under the lock: it is leaked instead.
             log_err!(
                 self.k,
-                "out of memory removing a patch: its records and sysfs directories leak"
+                "no room reserved to remove patch {}: its records and sysfs directories leak",
+                p.name
             );
+            core::mem::forget(p);
         }
     }
 
@@ -212,6 +221,10 @@ impl<K: Kernel> Core<K> {
         }
         self.validate(&desc)?;
         self.patches.try_reserve(1).map_err(|_| Error::ENOMEM)?;
+        // A place in the graveyard for each patch there will be, this one included.
+        self.graveyard
+            .try_reserve(self.patches.len() + 1)
+            .map_err(|_| Error::ENOMEM)?;
         let id = self.next_id;
         self.next_id += 1;
         let mut p = Patch::from_desc(id, desc)?;
@@ -391,14 +404,12 @@ impl<K: Kernel> Core<K> {
                 return Err(Error::EBUSY);
             }
         }
-        let mut ips = Vec::new();
-        for obj in p.objects.iter().filter(|o| o.redirected) {
-            ips.try_reserve(obj.funcs.len()).map_err(|_| Error::ENOMEM)?;
-            for f in &obj.funcs {
-                let _ = push_reserved(&mut ips, f.ip);
-            }
-        }
-        self.redirect.remove(&self.k, p.id, &ips);
+        let ips = p
+            .objects
+            .iter()
+            .filter(|o| o.redirected)
+            .flat_map(|o| o.funcs.iter().map(|f| f.ip));
+        self.redirect.remove(&self.k, p.id, ips);
         let p = &mut self.patches[i];
         for obj in &mut p.objects {
             obj.redirected = false;
@@ -546,10 +557,7 @@ impl<K: Kernel> Core<K> {
         let p = &mut self.patches[i];
         let obj = &mut p.objects[oi];
         if obj.redirected {
-            match ips_of(obj) {
-                Ok(ips) => self.redirect.remove(&self.k, p.id, &ips),
-                Err(_) => log_err!(self.k, "out of memory unpatching {}", obj.display_name()),
-            }
+            self.redirect.remove(&self.k, p.id, obj.funcs.iter().map(|f| f.ip));
             obj.redirected = false;
         }
         if let Some(r) = obj.held.take() {
@@ -593,15 +601,6 @@ impl<K: Kernel> Core<K> {
                 }
             }
         }
-    }
-}
-
-/// "1 function", "2 functions".
-struct Count(usize, &'static str);
-
-impl core::fmt::Display for Count {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        write!(f, "{} {}{}", self.0, self.1, if self.0 == 1 { "" } else { "s" })
     }
 }
 

@@ -28,6 +28,16 @@ pub fn push_reserved<T>(v: &mut Vec<T>, x: T) -> Result<(), AllocError> {
     }
 }
 
+/// [`push_reserved`], giving `x` back when no capacity is left.
+pub fn push_reserved_or_back<T>(v: &mut Vec<T>, x: T) -> Result<(), T> {
+    if v.len() == v.capacity() {
+        return Err(x);
+    }
+    // Capacity checked above: cannot fail.
+    let _ = push_reserved(v, x);
+    Ok(())
+}
+
 /// Appends one element, or fails when memory is short.
 pub fn try_push<T>(v: &mut Vec<T>, x: T) -> Result<(), AllocError> {
     v.try_reserve(1).map_err(|_| AllocError)?;

@@ -13,6 +13,7 @@
 
 use crate::error::{Error, Result};
 use crate::fallible::{push_reserved, try_insert, try_push};
+use crate::log::Count;
 use crate::seam::Kernel;
 use alloc::vec::Vec;
 use core::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -118,18 +119,31 @@ impl Table {
 
 /// The records. Lives in the core's locked state; the table it builds reaches the handler
 /// through the kernel ([`Kernel::publish`]).
+///
+/// Adding allocates (and is refused whole when it cannot); removing never does: what a
+/// removal needs — the list of call sites handed to ftrace — is reserved by the add before
+/// it. A record whose last replacement is removed gets target 0 in the published table at
+/// once (its calls run their own code) and leaves the filter with the next filter update
+/// that succeeds: ftrace copies its filter to change it, which can fail for want of memory
+/// (then it stays, logged, and the next state change tries again).
 #[derive(Default)]
 pub struct Redirector {
-    /// Sorted by ip.
+    /// Sorted by ip. Records with an empty stack are stale: routed through the filter
+    /// still, with target 0.
     records: Vec<FuncRecord>,
+    /// Empty between calls; capacity for every record's call site plus the kernel's slot.
+    sites: Vec<usize>,
 }
 
 impl Redirector {
     pub fn new() -> Self {
-        Redirector { records: Vec::new() }
+        Redirector {
+            records: Vec::new(),
+            sites: Vec::new(),
+        }
     }
 
-    /// Every call site redirected now, in order.
+    /// Every call site in the ftrace filter now (redirected, or stale), in order.
     pub fn ips(&self) -> impl Iterator<Item = usize> + '_ {
         self.records.iter().map(|r| r.ip)
     }
@@ -167,11 +181,14 @@ impl Redirector {
                 }
             }
         }
+        let total = self.records.len() + fresh.len();
         self.records.try_reserve(fresh.len()).map_err(|_| Error::ENOMEM)?;
+        // What a later removal hands to ftrace: every call site, and the kernel's slot.
+        self.sites.try_reserve(total + 1).map_err(|_| Error::ENOMEM)?;
 
         if !fresh.is_empty() {
             let all = self.records.iter().chain(fresh.iter()).map(|r| (r.ip, r.target()));
-            let table = Table::build(self.records.len() + fresh.len(), all)?;
+            let table = Table::build(total, all)?;
             let old = k.publish(Some(table))?;
             if let Err(e) = k.filter_add(&mut fresh_ips) {
                 // Back to the old table: the old sites keep their targets.
@@ -185,7 +202,8 @@ impl Redirector {
                 let _ = try_insert(&mut self.records, at, rec);
             }
         }
-        // Sites other patches had already: this patch goes on top (capacity reserved).
+        // Sites already recorded (other patches', or stale): this patch goes on top
+        // (capacity reserved).
         for &(ip, new) in entries {
             if let Ok(i) = self.find(ip) {
                 if self.records[i].stack.last().map(|&(p, _)| p) != Some(patch) {
@@ -194,94 +212,62 @@ impl Redirector {
                 }
             }
         }
+        // A stale record left by an earlier failed filter update: try again now.
+        self.drop_stale(k);
         Ok(())
     }
 
     /// Removes `patch`'s redirection of each call site (wherever it sits in the stack).
-    /// Call sites left with no replacement leave the ftrace filter and the table.
-    pub fn remove<K: Kernel>(&mut self, k: &K, patch: PatchId, ips: &[usize]) {
-        let mut emptied = 0;
-        for &ip in ips {
+    /// Call sites left with no replacement run their own code at once and leave the
+    /// ftrace filter. Never allocates.
+    pub fn remove<K: Kernel>(&mut self, k: &K, patch: PatchId, ips: impl IntoIterator<Item = usize>) {
+        for ip in ips {
             let Ok(i) = self.find(ip) else { continue };
             let r = &mut self.records[i];
             let before = r.stack.len();
             r.stack.retain(|&(q, _)| q != patch);
             if r.stack.len() != before {
-                if r.stack.is_empty() {
-                    emptied += 1;
-                }
                 self.publish_target(k, i);
             }
         }
-        if emptied > 0 {
-            self.drop_empty(k, emptied);
-        }
+        self.drop_stale(k);
     }
 
-    /// Takes records with no replacement out of ftrace and the table. Until that succeeds
-    /// they stay routed to the core with target 0, so calls run the original.
-    fn drop_empty<K: Kernel>(&mut self, k: &K, count: usize) {
-        let remaining = self.records.len() - count;
-        let mut ips: Vec<usize> = Vec::new();
-        let mut kept: Vec<FuncRecord> = Vec::new();
-        if ips.try_reserve_exact(count).is_err() || kept.try_reserve_exact(remaining).is_err() {
-            still_routed(k, count);
+    /// Takes the records with no replacement out of the ftrace filter (one update: the
+    /// filter is set to the call sites still redirected) and out of the records. Their
+    /// targets are 0 already. If ftrace cannot update its filter, they stay — logged,
+    /// routed through the core to their own code — until a later call succeeds. Never
+    /// allocates: `sites` was reserved by [`Redirector::add`].
+    fn drop_stale<K: Kernel>(&mut self, k: &K) {
+        let stale = self.records.iter().filter(|r| r.stack.is_empty()).count();
+        if stale == 0 {
             return;
         }
-        for r in self.records.iter().filter(|r| r.stack.is_empty()) {
-            let _ = push_reserved(&mut ips, r.ip);
-        }
-        let table = if remaining == 0 {
-            None
-        } else {
-            let live = self
-                .records
-                .iter()
-                .filter(|r| !r.stack.is_empty())
-                .map(|r| (r.ip, r.target()));
-            match Table::build(remaining, live) {
-                Ok(t) => Some(t),
-                Err(_) => {
-                    still_routed(k, count);
-                    return;
-                }
-            }
-        };
-        // The table without them first (their calls find no slot: the original runs), then
-        // out of the filter; if that fails, the old table (targets 0) goes back.
-        let old = match k.publish(table) {
-            Ok(old) => old,
-            Err(_) => {
-                still_routed(k, count);
-                return;
-            }
-        };
-        if let Err(e) = k.filter_remove(&mut ips) {
+        self.sites.clear();
+        let live = self.records.iter().filter(|r| !r.stack.is_empty()).map(|r| r.ip);
+        if core::iter::once(0)
+            .chain(live)
+            .any(|ip| push_reserved(&mut self.sites, ip).is_err())
+        {
+            // Cannot happen: add reserved a slot per record, and one.
             log_err!(
                 k,
-                "cannot remove {} functions from ftrace ({}); they stay routed, unredirected",
-                count,
-                e
+                "no room reserved to take {} functions out of ftrace; they stay routed, unredirected",
+                stale
             );
-            drop(k.restore(old));
+            self.sites.clear();
             return;
         }
-        drop(old);
-        for r in self.records.drain(..) {
-            if !r.stack.is_empty() {
-                let _ = push_reserved(&mut kept, r);
-            }
+        let r = k.filter_set(&mut self.sites);
+        self.sites.clear();
+        match r {
+            Ok(()) => self.records.retain(|r| !r.stack.is_empty()),
+            Err(e) => log_warn!(
+                k,
+                "ftrace cannot take {} out of lpatch's filter ({}): their calls run their own code; retried at the next change",
+                Count(stale, "unpatched function"),
+                e
+            ),
         }
-        self.records = kept;
     }
-}
-
-/// The log line of a removal that ran out of memory: the call sites stay in the filter with
-/// no replacement, so their calls run the originals.
-fn still_routed<K: Kernel>(k: &K, count: usize) {
-    log_warn!(
-        k,
-        "out of memory: {} unpatched functions stay routed through ftrace",
-        count
-    );
 }

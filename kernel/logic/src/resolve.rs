@@ -115,6 +115,21 @@ pub fn resolve<K: Kernel>(k: &K, patch: &str, obj: &mut Object<K>, target: Targe
         } else {
             m.picked
         };
+        if let Target::Module(m) = target {
+            if k.in_module_init(m, addr) {
+                // Its text is freed once the module's init returns: a call site left in
+                // the filter then would redirect whatever is placed there next.
+                log_err!(
+                    k,
+                    "patch {}: function {} ({:#x}) in {} is __init code, freed once the module's init returns: it cannot be patched",
+                    patch,
+                    f.name,
+                    addr,
+                    object
+                );
+                return Err(Error::EINVAL);
+            }
+        }
         let Some(ip) = k.ftrace_location(addr) else {
             log_err!(
                 k,

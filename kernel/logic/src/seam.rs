@@ -65,6 +65,9 @@ pub trait Kernel {
 
     /// The module's name (copied into `buf`; module names are at most 56 bytes).
     fn module_name<'b>(&self, m: Self::Module, buf: &'b mut [u8; 64]) -> &'b str;
+    /// Whether `addr` is in the init text of a module the caller knows to be alive (its
+    /// `__init` code, freed once its init returns).
+    fn in_module_init(&self, m: Self::Module, addr: usize) -> bool;
     /// Whether a module the caller knows to be alive is still COMING (its init running).
     fn module_initialising(&self, m: Self::Module) -> bool;
     /// A reference on a module the caller knows to be alive; None once it is going.
@@ -77,8 +80,11 @@ pub trait Kernel {
     /// Adds call sites to the core's ftrace filter (one ftrace update for the batch; sites
     /// already there stay). An error leaves the filter as it was.
     fn filter_add(&self, ips: &mut [usize]) -> Result;
-    /// Removes call sites from the filter; fails whole if one of them is not in it.
-    fn filter_remove(&self, ips: &mut [usize]) -> Result;
+    /// Sets the filter to exactly `sites[1..]`, besides the kernel's own permanent entry,
+    /// which it may write into `sites[0]` (ftrace takes a filter as one array): one ftrace
+    /// update. An error (ftrace copies its filter to change it, and may run out of
+    /// memory) leaves the filter as it was. Never allocates on the core's side.
+    fn filter_set(&self, sites: &mut [usize]) -> Result;
 
     /// Publishes `table` to the ftrace handler (None: no table); returns the one replaced.
     /// ENOMEM (nothing published) when the kernel cannot allocate its copy.

@@ -8,7 +8,7 @@ use crate::kernel::modules::{ModPtr, NotifierReg};
 use crate::kernel::patch_abi::read_patch;
 use crate::kernel::rcu::RcuReader;
 use crate::kernel::real::Real;
-use crate::kernel::sync::CoreLock;
+use crate::kernel::sync::{synchronize_tasks, CoreLock};
 use crate::kernel::sysfs::{kernel_has_dir, PageOut, PAGE};
 use crate::VERSION;
 use core::ffi::{c_char, c_int, c_ulong, CStr};
@@ -32,9 +32,19 @@ fn with_running_core<R>(f: impl FnOnce(&mut Core<Real>) -> Result<R>) -> Option<
     let mut guard = CORE.lock();
     let live = guard.as_mut()?;
     let r = f(&mut live.core);
-    let dead = live.core.take_buried();
+    let mut dead = live.core.take_buried();
     drop(guard);
-    drop(dead);
+    // One at a time, taking the lock again for each: taking them allocates nothing.
+    while let Some(p) = dead {
+        if p.enabled {
+            // Removed while enabled: its module is going (rmmod -f, or its init failed
+            // after enabling), and its text is freed when this notifier returns. Calls
+            // redirected a moment ago may still be running its replacements: wait for them.
+            synchronize_tasks();
+        }
+        drop(p);
+        dead = CORE.lock().as_mut().and_then(|l| l.core.take_buried());
+    }
     Some(r)
 }
 

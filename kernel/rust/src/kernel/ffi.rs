@@ -24,6 +24,7 @@ extern "C" {
     pub fn lpatch_unlock();
     pub fn lpatch_preempt_disable();
     pub fn lpatch_preempt_enable();
+    pub fn lpatch_synchronize_tasks();
     pub fn lpatch_start_kernel() -> core::ffi::c_ulong;
     pub fn lpatch_ftrace_filter(
         ips: *mut core::ffi::c_ulong,

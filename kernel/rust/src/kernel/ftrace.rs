@@ -10,23 +10,13 @@ use lpatch_logic::seam::Table;
 /// The redirection table the handler reads (published by [`super::real::Real`]).
 pub static TABLE: RcuPtr<Table> = RcuPtr::null();
 
-fn filter(ips: &mut [usize], remove: bool, reset: bool) -> Result {
+/// Adds call sites to the ops' filter (`reset`: replace the whole filter with them, in one
+/// update). ftrace refuses an address it has no call site for (EINVAL).
+pub fn filter_add(ips: &mut [usize], reset: bool) -> Result {
     let n = c_uint::try_from(ips.len()).map_err(|_| Error::EINVAL)?;
     // SAFETY: ips is a valid array of n addresses; ftrace copies what it needs.
-    Error::check(unsafe {
-        ffi::lpatch_ftrace_filter(ips.as_mut_ptr() as *mut c_ulong, n, remove as c_int, reset as c_int)
-    })
-    .map(|_| ())
-}
-
-/// Adds call sites to the ops' filter (`reset`: replace the whole filter with them).
-pub fn filter_add(ips: &mut [usize], reset: bool) -> Result {
-    filter(ips, false, reset)
-}
-
-/// Removes call sites from the ops' filter.
-pub fn filter_remove(ips: &mut [usize]) -> Result {
-    filter(ips, true, false)
+    Error::check(unsafe { ffi::lpatch_ftrace_filter(ips.as_mut_ptr() as *mut c_ulong, n, 0, reset as c_int) })
+        .map(|_| ())
 }
 
 /// The glue's ftrace_ops, registered for the core's lifetime with the glue's anchor

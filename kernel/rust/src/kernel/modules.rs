@@ -52,6 +52,22 @@ impl ModPtr {
         state == ffi::module_state::MODULE_STATE_COMING
     }
 
+    /// Whether `addr` is in the module's init text (its `__init` code; none once freed).
+    pub fn in_init_text(self, addr: usize) -> bool {
+        // SAFETY: the pointer is alive (the type's contract). The loader sets init_layout
+        // before the module is formed and clears it, under module_mutex, after freeing the
+        // init text; callers hold the core's lock inside a notifier call or a reference, so
+        // the pair read is one the loader wrote (at worst a moment old: already empty).
+        let (base, size) = unsafe {
+            let l = core::ptr::addr_of!((*self.0).init_layout);
+            (
+                core::ptr::addr_of!((*l).base).read_volatile() as usize,
+                core::ptr::addr_of!((*l).size).read_volatile() as usize,
+            )
+        };
+        base != 0 && addr >= base && addr - base < size
+    }
+
     /// Takes a reference (fails once the module is going).
     pub fn try_get(self) -> Option<ModRef> {
         // SAFETY: the module is alive (the type's contract); try_module_get refuses a

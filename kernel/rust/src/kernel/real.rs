@@ -19,6 +19,8 @@ use lpatch_logic::seam::{DirKind, Kernel, Level, Table};
 /// kallsyms, and the glue's ftrace_ops, registered for as long as this lives.
 pub struct Real {
     syms: Kallsyms,
+    /// The anchor's call site: in the filter for as long as the ops is registered.
+    anchor: usize,
     _ops: OpsReg,
 }
 
@@ -32,7 +34,11 @@ impl Real {
             Error::ENODEV
         })?;
         let ops = OpsReg::register(anchor)?;
-        Ok(Real { syms, _ops: ops })
+        Ok(Real {
+            syms,
+            anchor,
+            _ops: ops,
+        })
     }
 }
 
@@ -75,6 +81,10 @@ impl Kernel for Real {
         m.name(buf)
     }
 
+    fn in_module_init(&self, m: ModPtr, addr: usize) -> bool {
+        m.in_init_text(addr)
+    }
+
     fn module_initialising(&self, m: ModPtr) -> bool {
         m.is_coming()
     }
@@ -93,8 +103,13 @@ impl Kernel for Real {
         ftrace::filter_add(ips, false)
     }
 
-    fn filter_remove(&self, ips: &mut [usize]) -> Result {
-        ftrace::filter_remove(ips)
+    fn filter_set(&self, sites: &mut [usize]) -> Result {
+        // The slot the seam leaves us: the anchor stays, whatever else goes.
+        let Some(first) = sites.first_mut() else {
+            return Err(Error::EINVAL);
+        };
+        *first = self.anchor;
+        ftrace::filter_add(sites, true)
     }
 
     fn publish(&self, table: Option<Table>) -> Result<Retired<Table>> {

@@ -55,6 +55,15 @@ impl<T> Drop for Guard<'_, T> {
     }
 }
 
+/// Waits until no task can still be running code it entered before the call, short of code
+/// that sleeps voluntarily: an RCU grace period (ftrace handlers, interrupts, whatever runs
+/// with preemption disabled), then an RCU-tasks one (a task preempted anywhere, until it
+/// switches voluntarily or runs in user mode).
+pub fn synchronize_tasks() {
+    // SAFETY: may sleep; called in process context only.
+    unsafe { ffi::lpatch_synchronize_tasks() };
+}
+
 /// Waits for every RCU reader (every ftrace handler call with preemption disabled) to finish.
 pub fn synchronize_rcu() {
     // SAFETY: may sleep; called in process context only.
