@@ -102,6 +102,8 @@ impl std::error::Error for Error {
 pub struct Vm {
     boot: Boot,
     smp: u32,
+    /// Run every vCPU on one host thread (qemu's `-accel tcg,thread=single`).
+    one_thread: bool,
     /// 0: the kernel's default ([`default_memory_mb`]), decided at [`Vm::run`].
     memory_mb: u32,
     timeout: Duration,
@@ -131,6 +133,7 @@ impl Vm {
         Vm {
             boot: Boot::Pvh,
             smp: 1,
+            one_thread: false,
             memory_mb: 0,
             timeout: Duration::from_secs(120),
             kernel_dir: default_kernel_dir(),
@@ -150,6 +153,17 @@ impl Vm {
     /// 2-vCPU guests starve each other into false RCU-stall and soft-lockup reports.
     pub fn smp(mut self, n: u32) -> Self {
         self.smp = n.max(1);
+        self
+    }
+
+    /// Runs every vCPU on one host thread (`-accel tcg,thread=single`), interleaved
+    /// instruction block by block, instead of one thread each (MTTCG). For a guest that
+    /// calls a function on one CPU while ftrace rewrites its call site from another:
+    /// under qemu 7.2's MTTCG the caller can keep running a stale translation of the site
+    /// for good (measured with the function tracer alone, no lpatch: a soft lockup at
+    /// the function's first byte within a few dozen toggles), which real CPUs never do.
+    pub fn one_thread(mut self) -> Self {
+        self.one_thread = true;
         self
     }
 
@@ -344,7 +358,12 @@ impl Vm {
             fs::File::create(&qemu_err).map_err(|e| Error::io("creating qemu.stderr", e))?;
 
         let mut cmd = Command::new(QEMU);
-        cmd.args(["-accel", "tcg", "-cpu", kernel::cpu_model(&self.kernel_dir)])
+        let accel = if self.one_thread {
+            "tcg,thread=single"
+        } else {
+            "tcg"
+        };
+        cmd.args(["-accel", accel, "-cpu", kernel::cpu_model(&self.kernel_dir)])
             .arg("-m")
             .arg(self.memory_mb().to_string())
             .arg("-smp")
