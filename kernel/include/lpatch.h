@@ -24,7 +24,8 @@
  *  - init: lp_enable_patch must be the last step that can fail. If it fails, unregister and
  *    return its error. Once it has succeeded, return 0: an init failing after it makes the
  *    loader free the module while its replacements are in place — the core then removes
- *    the patch, but a call already running inside a replacement would be running freed code.
+ *    the patch and waits (an RCU and an RCU-tasks grace period) for calls already inside a
+ *    replacement before the module is freed, but not for a replacement that sleeps.
  *  - While init runs, the patch is its init's: the patch's sysfs `enabled` refuses writes
  *    (EBUSY) until init has returned.
  *  - A patch once enabled pins its module for good (there is no consistency model yet to
@@ -32,7 +33,10 @@
  *    never enabled; it unregisters it.
  *  - Never `rmmod -f` a patch module: forced removal frees its code although calls may be
  *    inside it. The core removes the patch as the module goes (and drops the references it
- *    held for it), but cannot wait for calls in flight.
+ *    held for it) and waits as above, which does not cover a replacement that sleeps.
+ *  - A module's __init functions cannot be patched (their text is freed once its init
+ *    returns): naming one is refused with EINVAL, and so is the module's load while such a
+ *    patch is enabled.
  */
 #ifndef _LPATCH_H
 #define _LPATCH_H
