@@ -75,13 +75,13 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// Output errors (a closed pipe) are not worth a failure of the operation itself.
-    fn say(&mut self, text: &str) {
+    pub(crate) fn say(&mut self, text: &str) {
         let _ = self.out.write_all(text.as_bytes());
     }
     fn warn(&mut self, text: &str) {
         let _ = writeln!(self.err, "warning: {text}");
     }
-    fn json<T: Serialize>(&mut self, v: &T) {
+    pub(crate) fn json<T: Serialize>(&mut self, v: &T) {
         let s =
             serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
         let _ = writeln!(self.out, "{s}");

@@ -124,6 +124,25 @@ pub enum Command {
         after_help = EXIT_CODES
     )]
     Build(crate::build::BuildArgs),
+    /// List the symbols of a name in the running kernel: object, sympos, type, address
+    #[command(
+        long_about = "List the symbols named NAME in the running kernel (from /proc/kallsyms), in vmlinux\n\
+                      and in loaded modules, or in OBJECT only (vmlinux or a module's name): for each,\n\
+                      its object, its sympos (1-based among same-named symbols of that object, in\n\
+                      kallsyms order, as lpatch and the kernel's livepatch count them), whether it is\n\
+                      local (a static; in a module, not exported), its type and address (root only), and how a relocation names it\n\
+                      (.klp.sym.<object>.<name>,<sympos>; sympos 0 when the name is unique there).",
+        after_help = EXIT_CODES
+    )]
+    Syms {
+        /// The symbol's name
+        name: String,
+        /// Only in this object: vmlinux, or a module's name
+        object: Option<String>,
+        /// Print JSON
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs the tool with `args` (argv[0] first) and returns the exit code.
@@ -161,6 +180,9 @@ where
         Command::Disable { patch } => app::set_enabled(&mut ctx, patch, false),
         Command::Unload { patch } => app::unload(&mut ctx, patch),
         Command::Build(args) => crate::build::build(&mut ctx, args),
+        Command::Syms { name, object, json } => {
+            crate::syms::syms(&mut ctx, name, object.as_deref(), *json)
+        }
     };
     let _ = ctx.out.flush();
     match result {

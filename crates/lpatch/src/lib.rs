@@ -11,6 +11,7 @@ pub mod kmsg;
 pub mod ops;
 pub mod procmods;
 pub mod render;
+pub mod syms;
 pub mod sysfs;
 pub mod taint;
 

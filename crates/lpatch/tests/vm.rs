@@ -256,6 +256,11 @@ fn cli_drives_the_core() {
         ("list", "lpatch list"),
         ("list_json", "lpatch list --json"),
         ("syms", SYMS),
+        ("syms_cmdline", "lpatch syms cmdline_proc_show"),
+        ("syms_json", "lpatch syms cmdline_proc_show vmlinux --json"),
+        ("syms_dup", "lpatch syms elf_core_dump vmlinux"),
+        ("syms_module", "lpatch syms lpt_target_message lpt_target"),
+        ("syms_none", "lpatch syms no_such_symbol_xyz"),
         ("info", "lpatch info livepatch_sample"),
         ("info_json", "lpatch info livepatch_sample --json"),
         ("status_k", "lpatch status"),
@@ -394,6 +399,43 @@ fn cli_drives_the_core() {
 
     // Addresses, against kallsyms of a randomized kernel.
     let syms = kallsyms(c.check("syms", 0, &[]));
+    // lpatch syms: object, sympos, local or not (a module's unexported symbols are local in
+    // kallsyms), address, the relocation's name.
+    c.check(
+        "syms_cmdline",
+        0,
+        &[&format!(
+            "vmlinux      cmdline_proc_show,1  local function (t)  {}  .klp.sym.vmlinux.cmdline_proc_show,0",
+            syms["cmdline_proc_show"]
+        )],
+    );
+    let sj = c.json("syms_json");
+    assert_eq!(sj[0]["object"], "vmlinux", "{sj:#}");
+    assert_eq!(sj[0]["sympos"], 1, "{sj:#}");
+    assert_eq!(sj[0]["count"], 1, "{sj:#}");
+    c.check(
+        "syms_dup",
+        0,
+        &[
+            "elf_core_dump,1  local function (t)",
+            "elf_core_dump,2  local function (t)",
+            ".klp.sym.vmlinux.elf_core_dump,2",
+            "vmlinux has several symbols named elf_core_dump: name one by its sympos",
+        ],
+    );
+    c.check(
+        "syms_module",
+        0,
+        &[&format!(
+            "lpt_target   lpt_target_message,1  local function (t)  {}  .klp.sym.lpt_target.lpt_target_message,0",
+            syms["lpt_target_message"]
+        )],
+    );
+    c.check(
+        "syms_none",
+        3,
+        &["error: no symbol named no_such_symbol_xyz in the running kernel"],
+    );
     let list = c.json("list_json");
     assert_eq!(list["core_loaded"], true);
     assert_eq!(list["sysfs_root"], "/sys/kernel/lpatch");
