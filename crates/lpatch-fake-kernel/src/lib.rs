@@ -89,6 +89,15 @@ struct State {
     violations: Vec<String>,
 }
 
+impl State {
+    /// Whether `ip` is the ftrace call site of a traceable function ftrace knows now.
+    fn is_call_site(&self, ip: usize) -> bool {
+        self.symbols
+            .iter()
+            .any(|y| y.traceable && call_site(y.addr) == ip)
+    }
+}
+
 /// The fake machine. Clones share it.
 #[derive(Clone)]
 pub struct Fake(Rc<RefCell<State>>);
@@ -595,11 +604,7 @@ impl Kernel for Fake {
         }
         // 6.1: each ip must be a call site; an IPMODIFY ops may not share one with another.
         for ip in ips.iter() {
-            if !s
-                .symbols
-                .iter()
-                .any(|y| y.traceable && call_site(y.addr) == *ip)
-            {
+            if !s.is_call_site(*ip) {
                 return Err(Error::EINVAL);
             }
             if s.owned_elsewhere.contains(ip) {
@@ -622,11 +627,7 @@ impl Kernel for Fake {
             return Err(Error::EINVAL);
         };
         // 6.1: each ip must be a call site ftrace knows (a freed module's are gone).
-        if let Some(ip) = ips.iter().find(|&&ip| {
-            !s.symbols
-                .iter()
-                .any(|y| y.traceable && call_site(y.addr) == ip)
-        }) {
+        if let Some(ip) = ips.iter().find(|&&ip| !s.is_call_site(ip)) {
             s.violations
                 .push(format!("filter_set with {ip:#x}, which is no call site"));
             return Err(Error::EINVAL);

@@ -184,10 +184,10 @@ fn ftrace_failing_to_update_its_filter_on_disable_is_retried() {
         k,
         mut c,
         v,
-        t,
         ta,
         pa,
         pb,
+        ..
     } = machine();
     c.disable(B).unwrap();
     k.clear_log();
@@ -206,7 +206,6 @@ fn ftrace_failing_to_update_its_filter_on_disable_is_retried() {
         k.log()
     );
     k.check_invariants(&c, &[(pa, 1), (pb, 1)]);
-    let _ = t;
 
     // The next change (B enabled again) retries: only B's function stays.
     c.enable(B).unwrap();

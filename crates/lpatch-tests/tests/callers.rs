@@ -86,15 +86,18 @@ echo 0 > $C
 show sites patched_sites
 "#;
 
-/// "o a b bad" (or "o p absent bad") as numbers.
-fn counts(f: &Facts, key: &str) -> Vec<u64> {
-    f.get(key)
+/// The four counts a caller loop wrote ("o a b bad", or "o p absent bad").
+fn counts(f: &Facts, key: &str) -> [u64; 4] {
+    let v: Vec<u64> = f
+        .get(key)
         .split_whitespace()
         .map(|n| {
             n.parse()
                 .unwrap_or_else(|_| panic!("{key}: {n:?}\n{}", f.report))
         })
-        .collect()
+        .collect();
+    v.try_into()
+        .unwrap_or_else(|v| panic!("{key}: {v:?} is not four counts\n{}", f.report))
 }
 
 #[test]
@@ -112,8 +115,7 @@ fn callers_see_old_or_new_through_every_state_change() {
 
     f.ok("a");
     let c1 = counts(&f, "counts1");
-    assert_eq!(c1.len(), 4, "{}", f.report);
-    let (orig, a, b, bad) = (c1[0], c1[1], c1[2], c1[3]);
+    let [orig, a, b, bad] = c1;
     eprintln!(
         "callers, vmlinux: {} calls: {orig} original, {a} lp_test_a, {b} lp_test_b, {bad} else",
         orig + a + b + bad
@@ -136,8 +138,7 @@ fn callers_see_old_or_new_through_every_state_change() {
 
     f.ok("c");
     let c2 = counts(&f, "counts2");
-    assert_eq!(c2.len(), 4, "{}", f.report);
-    let (orig, patched, absent, bad) = (c2[0], c2[1], c2[2], c2[3]);
+    let [orig, patched, absent, bad] = c2;
     eprintln!(
         "callers, module: {} reads: {orig} original, {patched} patched, {absent} with the module away, {bad} else",
         orig + patched + absent + bad

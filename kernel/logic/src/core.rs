@@ -10,7 +10,7 @@
 //! reserved by the register or enable before it.
 
 use crate::error::{Error, Result};
-use crate::fallible::{push_reserved, push_reserved_or_back, try_format, try_push};
+use crate::fallible::{push_reserved, try_format, try_push};
 use crate::log::Count;
 use crate::model::{Object, Patch, PatchDesc};
 use crate::redirect::{PatchId, Redirector};
@@ -140,7 +140,7 @@ impl<K: Kernel> Core<K> {
     /// Moves a patch no longer registered to the graveyard (never allocates: register
     /// reserved its place).
     fn bury(&mut self, p: Patch<K>) {
-        if let Err(p) = push_reserved_or_back(&mut self.graveyard, p) {
+        if let Err(p) = push_reserved(&mut self.graveyard, p) {
             // Cannot happen (register reserved a place for every patch). Dropping it here
             // would remove sysfs directories under the lock: it is leaked instead.
             log_err!(

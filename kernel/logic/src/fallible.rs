@@ -11,15 +11,15 @@ use core::fmt::{self, Write};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AllocError;
 
-/// Appends one element into capacity reserved before: never allocates; fails (dropping
-/// `x`) only when no capacity is left, which callers rule out by reserving first.
-pub fn push_reserved<T>(v: &mut Vec<T>, x: T) -> Result<(), AllocError> {
+/// Appends one element into capacity reserved before: never allocates; fails (giving `x`
+/// back) only when no capacity is left, which callers rule out by reserving first.
+pub fn push_reserved<T>(v: &mut Vec<T>, x: T) -> Result<(), T> {
     if v.len() == v.capacity() {
-        return Err(AllocError);
+        return Err(x);
     }
     #[cfg(no_global_oom_handling)]
     {
-        v.push_within_capacity(x).map(|_| ()).map_err(|_| AllocError)
+        v.push_within_capacity(x).map(|_| ())
     }
     #[cfg(not(no_global_oom_handling))]
     {
@@ -28,20 +28,10 @@ pub fn push_reserved<T>(v: &mut Vec<T>, x: T) -> Result<(), AllocError> {
     }
 }
 
-/// [`push_reserved`], giving `x` back when no capacity is left.
-pub fn push_reserved_or_back<T>(v: &mut Vec<T>, x: T) -> Result<(), T> {
-    if v.len() == v.capacity() {
-        return Err(x);
-    }
-    // Capacity checked above: cannot fail.
-    let _ = push_reserved(v, x);
-    Ok(())
-}
-
 /// Appends one element, or fails when memory is short.
 pub fn try_push<T>(v: &mut Vec<T>, x: T) -> Result<(), AllocError> {
     v.try_reserve(1).map_err(|_| AllocError)?;
-    push_reserved(v, x)
+    push_reserved(v, x).map_err(|_| AllocError)
 }
 
 /// Appends a string, or fails (leaving `s` as it was) when memory is short.

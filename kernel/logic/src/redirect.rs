@@ -252,8 +252,8 @@ impl Redirector {
             // Cannot happen: add reserved a slot per record, and one.
             log_err!(
                 k,
-                "no room reserved to take {} functions out of ftrace; they stay routed, unredirected",
-                stale
+                "no room reserved to take {} out of ftrace; they stay routed, unredirected",
+                Count(stale, "function")
             );
             self.sites.clear();
             return;
