@@ -59,13 +59,19 @@ cli-static: host
 		--target x86_64-unknown-linux-gnu -p lpatch
 
 # Each samples/<name>/ is a kbuild directory; patch modules see lpatch.h and the core's
-# exported symbols (with their CRCs) through KBUILD_EXTRA_SYMBOLS.
-samples: kernel
+# exported symbols (with their CRCs) through KBUILD_EXTRA_SYMBOLS. A sample naming unexported
+# symbols (LPATCH_SYM) is built as lpatch.h says: modpost only warns about them, then
+# `lpatch klp-convert` turns them into livepatch relocations.
+samples: kernel cli-static
 	@for s in $(SAMPLES); do \
 		mkdir -p $(BUILD)/samples/$$s && cp -u samples/$$s/Kbuild samples/$$s/*.[ch] $(BUILD)/samples/$$s/ && \
-		$(MAKE) -s -C $(KDIR) M=$(BUILD)/samples/$$s \
+		conv=$$(grep -l 'LPATCH_SYM(' samples/$$s/*.[ch]) ; \
+		$(MAKE) -s -C $(KDIR) M=$(BUILD)/samples/$$s $${conv:+KBUILD_MODPOST_WARN=1} \
 			KBUILD_EXTRA_SYMBOLS=$(BUILD)/kernel/Module.symvers \
 			KCFLAGS=-I$(CURDIR)/kernel/include modules || exit 1; \
+		if [ -n "$$conv" ]; then \
+			for ko in $(BUILD)/samples/$$s/*.ko; do $(LPATCH_CLI) klp-convert $$ko >/dev/null || exit 1; done; \
+		fi; \
 	done
 
 # lpatch build's tests compile in the prepared tree of the target kernel: prepare it (or check

@@ -52,6 +52,32 @@ void lpatch_preempt_enable(void) { preempt_enable(); }
 /* synchronize_rcu_tasks is a macro for synchronize_rcu on kernels without TASKS_RCU. */
 void lpatch_synchronize_tasks(void) { synchronize_rcu(); synchronize_rcu_tasks(); }
 unsigned long lpatch_start_kernel(void) { return __START_KERNEL; }
+/* mutex_lock is a macro under lockdep: for text_mutex, which Rust finds through kallsyms. */
+void lpatch_mutex_lock(struct mutex *m) { mutex_lock(m); }
+void lpatch_mutex_unlock(struct mutex *m) { mutex_unlock(m); }
+
+/*
+ * A patch module's ELF section headers and symbols, which the loader keeps only for a
+ * module tagged MODULE_INFO(livepatch, "Y") on a CONFIG_LIVEPATCH kernel (copy_module_elf;
+ * its symtab is then the whole of core_kallsyms, in ELF order). Returns e_shnum, 0 if none.
+ */
+unsigned int lpatch_module_elf(struct module *mod, const Elf64_Shdr **sechdrs,
+			       const char **secstrings, const Elf64_Sym **symtab,
+			       unsigned int *nsyms, const char **strtab)
+{
+#ifdef CONFIG_LIVEPATCH
+	if (!mod->klp_info)
+		return 0;
+	*sechdrs = mod->klp_info->sechdrs;
+	*secstrings = mod->klp_info->secstrings;
+	*symtab = mod->core_kallsyms.symtab;
+	*nsyms = mod->core_kallsyms.num_symtab;
+	*strtab = mod->core_kallsyms.strtab;
+	return mod->klp_info->hdr.e_shnum;
+#else
+	return 0;
+#endif
+}
 
 /* ---- redirection: one ftrace_ops for every patched function ---- */
 static void notrace lpatch_ftrace_handler(unsigned long ip, unsigned long parent_ip,

@@ -37,6 +37,26 @@
  *  - A module's __init functions cannot be patched (their text is freed once its init
  *    returns): naming one is refused with EINVAL, and so is the module's load while such a
  *    patch is enabled.
+ *
+ * Reaching what the kernel does not export (static functions and variables of the patched
+ * file, a module's own symbols): declare the symbol extern as usual and name where it lives
+ * with LPATCH_SYM(object, symbol, sympos) — object is vmlinux or a module's name; sympos 0
+ * when the name is unique in that object, else its 1-based position among same-named
+ * symbols (`lpatch syms NAME OBJECT` lists them):
+ *
+ *	extern int sysctl_random_min_urandom_seed;
+ *	LPATCH_SYM(vmlinux, sysctl_random_min_urandom_seed, 0);
+ *	extern unsigned int lpt_bump(unsigned int by);
+ *	LPATCH_SYM(lpt_target, lpt_bump, 0);
+ *	MODULE_INFO(livepatch, "Y");	(needed when a module's symbol is named)
+ *
+ * Build with `make ... KBUILD_MODPOST_WARN=1` (modpost then only warns about these
+ * references) and run `lpatch klp-convert your.ko` on the result: it rewrites them into the
+ * in-kernel livepatch's relocation format (.klp.rela.<object>.* sections). The module
+ * loader applies vmlinux's when the patch loads; the core applies a module's when that
+ * module is loaded (at register, or as it loads, before its init), refuses the patch or
+ * that module's load when a symbol cannot be resolved, and clears them when it goes. An
+ * unconverted module fails to load ("Unknown symbol"). docs/relocations.md has the detail.
  */
 #ifndef _LPATCH_H
 #define _LPATCH_H
@@ -59,6 +79,16 @@ struct lp_patch {
 	struct module *mod;       /* THIS_MODULE of the patch module; its name names the patch */
 	struct lp_object *objs;   /* ends with an entry whose funcs is NULL */
 };
+
+/*
+ * One record of the non-allocated section .comment.lpatch.syms, read by `lpatch klp-convert`. The
+ * arguments are macro-expanded first (a sympos may be a macro).
+ */
+#define LPATCH_SYM(object, symbol, sympos) __LPATCH_SYM(object, symbol, sympos)
+#define __LPATCH_SYM(object, symbol, sympos)					\
+	asm(".pushsection .comment.lpatch.syms,\"\",@progbits\n\t"			\
+	    ".asciz \"" #object " " #symbol " " #sympos "\"\n\t"		\
+	    ".popsection")
 
 int lp_register_patch(struct lp_patch *patch);
 int lp_unregister_patch(struct lp_patch *patch);

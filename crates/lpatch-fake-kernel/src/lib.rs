@@ -17,6 +17,7 @@ use lpatch_logic::error::{Error, Result};
 use lpatch_logic::log::Level;
 use lpatch_logic::model::{FuncDesc, ObjectDesc, PatchDesc};
 use lpatch_logic::redirect::Table;
+use lpatch_logic::reloc::{RelaDesc, RelaSectionDesc, SHF_ALLOC, SHN_LIVEPATCH};
 use lpatch_logic::seam::{DirKind, Kernel, ModuleRef, SysfsDir};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
@@ -84,6 +85,13 @@ struct State {
     published: Option<Table>,
     dirs: BTreeMap<usize, DirNode>,
     next_dir: usize,
+    /// Kernel memory as relocations write it (unset bytes read as 0).
+    mem: BTreeMap<usize, u8>,
+    /// Writes through `poke`, and `poke_sync` calls.
+    pokes: u32,
+    syncs: u32,
+    /// The poke after this many more fails (EINVAL, as for a range outside the module).
+    fail_poke_in: Option<u32>,
     /// What the fake saw go wrong (an unbalanced put, a directory removed before its
     /// children): every test asserts it stays empty.
     violations: Vec<String>,
@@ -177,6 +185,39 @@ impl Fake {
             init: false,
         });
         of
+    }
+
+    /// A symbol of module `m` that is not a traceable function (a variable, a notrace
+    /// helper); its address.
+    pub fn module_data(&self, m: ModId, name: &str) -> usize {
+        self.add_symbol(name, Some(m), false)
+    }
+
+    /// `n` bytes of memory at `addr`.
+    pub fn mem(&self, addr: usize, n: usize) -> Vec<u8> {
+        let s = self.0.borrow();
+        (addr..addr + n)
+            .map(|a| s.mem.get(&a).copied().unwrap_or(0))
+            .collect()
+    }
+
+    /// Sets memory at `addr`.
+    pub fn set_mem(&self, addr: usize, bytes: &[u8]) {
+        let mut s = self.0.borrow_mut();
+        for (i, &b) in bytes.iter().enumerate() {
+            s.mem.insert(addr + i, b);
+        }
+    }
+
+    /// Writes done through `poke`, and `poke_sync` calls.
+    pub fn pokes(&self) -> (u32, u32) {
+        let s = self.0.borrow();
+        (s.pokes, s.syncs)
+    }
+
+    /// The poke after `n` more succeed fails.
+    pub fn fail_poke_after(&self, n: u32) {
+        self.0.borrow_mut().fail_poke_in = Some(n);
     }
 
     /// A vmlinux function ftrace cannot trace (notrace, or not a function start).
@@ -654,6 +695,38 @@ impl Kernel for Fake {
         }
     }
 
+    fn read_mem(&self, addr: usize, buf: &mut [u8]) -> Result {
+        let _s = Suspended::new();
+        let s = self.0.borrow();
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = s.mem.get(&(addr + i)).copied().unwrap_or(0);
+        }
+        Ok(())
+    }
+
+    fn poke(&self, _pmod: ModId, addr: usize, bytes: &[u8]) -> Result {
+        let _s = Suspended::new();
+        let mut s = self.0.borrow_mut();
+        match s.fail_poke_in {
+            Some(0) => {
+                s.fail_poke_in = None;
+                return Err(Error::EINVAL);
+            }
+            Some(n) => s.fail_poke_in = Some(n - 1),
+            None => {}
+        }
+        for (i, &b) in bytes.iter().enumerate() {
+            s.mem.insert(addr + i, b);
+        }
+        s.pokes += 1;
+        Ok(())
+    }
+
+    fn poke_sync(&self) {
+        let _s = Suspended::new();
+        self.0.borrow_mut().syncs += 1;
+    }
+
     fn mkdir(
         &self,
         parent: Option<&FakeDir>,
@@ -721,6 +794,39 @@ pub fn patch_desc(
                         }
                     })
                     .collect(),
+            })
+            .collect(),
+        relocs: Vec::new(),
+    }
+}
+
+/// One relocation of a test patch: (offset in the target section, ELF type, addend,
+/// symbol name as the patch module's symtab has it).
+pub type RelaSpec<'a> = (u64, u32, i64, &'a str);
+
+/// A relocation section of a patch module, its target section `target` loaded at `addr`
+/// (`size` bytes, allocated), every symbol marked SHN_LIVEPATCH.
+pub fn rela_section(
+    name: &str,
+    target: &str,
+    addr: usize,
+    size: usize,
+    relas: &[RelaSpec<'_>],
+) -> RelaSectionDesc {
+    RelaSectionDesc {
+        name: name.to_string(),
+        target_name: target.to_string(),
+        target_addr: addr,
+        target_size: size,
+        target_flags: SHF_ALLOC,
+        relas: relas
+            .iter()
+            .map(|&(offset, kind, addend, sym)| RelaDesc {
+                offset,
+                kind,
+                addend,
+                sym_name: sym.to_string(),
+                sym_shndx: SHN_LIVEPATCH,
             })
             .collect(),
     }

@@ -143,6 +143,35 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Turn a patch module's LPATCH_SYM references into livepatch relocations (.klp.rela)
+    #[command(
+        long_about = "Turn a patch module's references to symbols the kernel does not export (statics of\n\
+                      vmlinux or of a module) into the kernel's livepatch relocations: each symbol named\n\
+                      by LPATCH_SYM becomes .klp.sym.<object>.<symbol>,<sympos> and its relocations move\n\
+                      to .klp.rela.<object>.<section>. The module loader resolves vmlinux's at load, the\n\
+                      lpatch core a module's when that module is loaded.\n\n\
+                      How to write such a patch:\n\
+                      1. in its source, declare each symbol and name its object and sympos\n\
+                      \x20  (lpatch syms NAME shows both; 0 when the name is unique in the object):\n\
+                      \x20    extern int foo;\n\
+                      \x20    LPATCH_SYM(vmlinux, foo, 0);\n\
+                      \x20    MODULE_INFO(livepatch, \"Y\");   (needed when an object is a module)\n\
+                      2. build it with kbuild as usual, adding KBUILD_MODPOST_WARN=1 (modpost then only\n\
+                      \x20  warns about the unexported symbols);\n\
+                      3. run lpatch klp-convert on the linked .ko: it rewrites it in place (or writes\n\
+                      \x20  OUT) and prints, per object, the symbols converted and their relocations.\n\
+                      Running it again changes nothing; a module not converted fails to load with\n\
+                      \"Unknown symbol\".",
+        after_help = "Exits 2 when the module is not an x86-64 kernel module or its records cannot be\n\
+                      converted (the error says which and why).\n\n".to_string() + EXIT_CODES
+    )]
+    KlpConvert {
+        /// The linked patch module (.ko)
+        module: PathBuf,
+        /// Write the converted module to OUT instead of rewriting MODULE
+        #[arg(short = 'o', long = "output", value_name = "OUT")]
+        output: Option<PathBuf>,
+    },
 }
 
 /// Runs the tool with `args` (argv[0] first) and returns the exit code.
@@ -182,6 +211,9 @@ where
         Command::Build(args) => crate::build::build(&mut ctx, args),
         Command::Syms { name, object, json } => {
             crate::syms::syms(&mut ctx, name, object.as_deref(), *json)
+        }
+        Command::KlpConvert { module, output } => {
+            crate::klp_convert::klp_convert(&mut ctx, module, output.as_deref())
         }
     };
     let _ = ctx.out.flush();

@@ -14,6 +14,7 @@ use crate::fallible::{push_reserved, try_format, try_push};
 use crate::log::Count;
 use crate::model::{Object, Patch, PatchDesc};
 use crate::redirect::{PatchId, Redirector};
+use crate::reloc;
 use crate::resolve::{resolve, Target};
 use crate::seam::{DirKind, Kernel, ModuleRef, SysfsDir};
 use alloc::vec::Vec;
@@ -94,7 +95,10 @@ impl<K: Kernel> Core<K> {
             );
             return Err(Error::EBUSY);
         }
-        let p = self.patches.remove(i);
+        let mut p = self.patches.remove(i);
+        for obj in &mut p.objects {
+            reloc::clear(&self.k, &p.name, p.module, obj);
+        }
         log_info!(self.k, "unregistered patch {}", p.name);
         self.bury(p);
         Ok(())
@@ -214,7 +218,7 @@ impl<K: Kernel> Core<K> {
         Ok(())
     }
 
-    pub fn register(&mut self, desc: PatchDesc<K::Module>) -> Result {
+    pub fn register(&mut self, mut desc: PatchDesc<K::Module>) -> Result {
         if let Some(p) = self.patches.iter().find(|p| p.key == desc.key || p.name == desc.name) {
             log_err!(self.k, "patch {} is already registered", p.name);
             return Err(Error::EEXIST);
@@ -227,9 +231,17 @@ impl<K: Kernel> Core<K> {
             .map_err(|_| Error::ENOMEM)?;
         let id = self.next_id;
         self.next_id += 1;
+        let sections = core::mem::take(&mut desc.relocs);
         let mut p = Patch::from_desc(id, desc)?;
-        for obj in &mut p.objects {
-            self.resolve_if_loaded(&p.name, obj)?;
+        reloc::assign(&self.k, &p.name, &sections, &mut p.objects)?;
+        drop(sections);
+        for oi in 0..p.objects.len() {
+            if let Err(e) = self.resolve_if_loaded(&p.name, p.module, &mut p.objects[oi]) {
+                for obj in &mut p.objects {
+                    reloc::clear(&self.k, &p.name, p.module, obj);
+                }
+                return Err(e);
+            }
         }
         if let Err(e) = self.make_dirs(&mut p) {
             self.bury(p);
@@ -246,12 +258,16 @@ impl<K: Kernel> Core<K> {
         Ok(())
     }
 
-    /// Resolves an object's functions if the object is loaded (vmlinux always is).
-    fn resolve_if_loaded(&self, patch: &str, obj: &mut Object<K>) -> Result {
+    /// Resolves an object's functions if the object is loaded (vmlinux always is), and
+    /// applies the patch module's (`pmod`'s) relocations against a loaded module.
+    fn resolve_if_loaded(&self, patch: &str, pmod: K::Module, obj: &mut Object<K>) -> Result {
         match &obj.name {
             None => resolve(&self.k, patch, obj, Target::Vmlinux),
             Some(name) => match self.patchable_module(name)? {
-                Some(r) => resolve(&self.k, patch, obj, Target::Module(r.module())),
+                Some(r) => {
+                    resolve(&self.k, patch, obj, Target::Module(r.module()))?;
+                    reloc::apply(&self.k, patch, pmod, obj, r.module())
+                }
                 None => {
                     obj.clear_addresses();
                     Ok(())
@@ -376,6 +392,9 @@ impl<K: Kernel> Core<K> {
                     if obj.module != Some(r.module()) || !obj.resolved() {
                         resolve(&self.k, &p.name, obj, Target::Module(r.module()))?;
                     }
+                    // Applied when the module came (a no-op then), unless it arrived
+                    // before the core could refuse its load.
+                    reloc::apply(&self.k, &p.name, p.module, obj, r.module())?;
                     obj.held = Some(r);
                 }
             }
@@ -474,8 +493,28 @@ impl<K: Kernel> Core<K> {
         {
             return Ok(());
         }
+        // Every registered patch's relocations against it first (enabled or not: an enable
+        // later needs them), before any of its functions is redirected to code using them.
+        for i in 0..self.patches.len() {
+            let p = &mut self.patches[i];
+            let Some(obj) = p.objects.iter_mut().find(|o| o.name.as_deref() == Some(name)) else {
+                continue;
+            };
+            if let Err(e) = reloc::apply(&self.k, &p.name, p.module, obj, m) {
+                log_err!(
+                    self.k,
+                    "refusing to load module {}: patch {} cannot relocate against it ({})",
+                    name,
+                    p.name,
+                    e
+                );
+                self.clear_relocs_for(m);
+                return Err(e);
+            }
+        }
         let mut done: Vec<(usize, usize)> = Vec::new();
         if done.try_reserve(self.patches.len()).is_err() {
+            self.clear_relocs_for(m);
             log_err!(
                 self.k,
                 "out of memory patching module {} as it loads: refusing its load",
@@ -505,6 +544,7 @@ impl<K: Kernel> Core<K> {
                 for &(i, oi) in done.iter().rev() {
                     self.unpatch_object(i, oi, false);
                 }
+                self.clear_relocs_for(m);
                 return Err(e);
             }
             let _ = push_reserved(&mut done, (i, oi));
@@ -570,6 +610,17 @@ impl<K: Kernel> Core<K> {
         obj.clear_addresses();
     }
 
+    /// Clears every patch's relocations against module `m` (never allocates).
+    fn clear_relocs_for(&mut self, m: K::Module) {
+        for p in &mut self.patches {
+            for obj in &mut p.objects {
+                if obj.relocs.applied == Some(m) {
+                    reloc::clear(&self.k, &p.name, p.module, obj);
+                }
+            }
+        }
+    }
+
     /// A module is going (rmmod, rmmod -f, or its init failed): no redirection into or out
     /// of it may survive, and nothing of it may be touched afterwards.
     fn going(&mut self, m: K::Module) {
@@ -601,6 +652,8 @@ impl<K: Kernel> Core<K> {
                 }
             }
         }
+        // After the redirections: nothing calls the replacements using these any more.
+        self.clear_relocs_for(m);
     }
 }
 

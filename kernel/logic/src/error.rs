@@ -8,6 +8,7 @@ pub struct Error(c_int);
 
 impl Error {
     pub const ENOENT: Error = Error(2);
+    pub const EFAULT: Error = Error(14);
     pub const ENOMEM: Error = Error(12);
     pub const EBUSY: Error = Error(16);
     pub const EEXIST: Error = Error(17);
@@ -31,6 +32,7 @@ impl Error {
     pub fn name(self) -> &'static str {
         match self.0 {
             2 => "ENOENT",
+            14 => "EFAULT",
             12 => "ENOMEM",
             16 => "EBUSY",
             17 => "EEXIST",

@@ -5,6 +5,7 @@
 //! - [`model`]: the patch as its module describes it, and the core's records of it
 //! - [`resolve`]: finding old functions through kallsyms
 //! - [`redirect`]: per-function replacement stacks and the table the ftrace handler reads
+//! - [`reloc`]: a patch module's relocations against module objects' symbols
 //! - [`sysfs`]: what the attributes show and accept
 //! - [`seam`]: the interface to the kernel; [`log`]: log lines through it
 //! - [`error`]: errno values; [`fallible`]: growing collections without panicking
@@ -25,6 +26,7 @@ pub mod error;
 pub mod fallible;
 pub mod model;
 pub mod redirect;
+pub mod reloc;
 pub mod resolve;
 pub mod seam;
 pub mod sysfs;

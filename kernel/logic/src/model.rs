@@ -4,6 +4,7 @@
 
 use crate::fallible::{push_reserved, AllocError};
 use crate::redirect::PatchId;
+use crate::reloc::{RelaSectionDesc, Relocs};
 use crate::seam::Kernel;
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -16,6 +17,9 @@ pub struct PatchDesc<M> {
     pub module: M,
     pub name: String,
     pub objects: Vec<ObjectDesc>,
+    /// The patch module's relocation sections (`.klp.rela.*`), from the ELF headers the
+    /// loader keeps for a module tagged `MODULE_INFO(livepatch, "Y")`; empty otherwise.
+    pub relocs: Vec<RelaSectionDesc>,
 }
 
 /// Where patched functions live.
@@ -64,6 +68,8 @@ pub struct Object<K: Kernel> {
     /// Whether the functions are redirected now.
     pub redirected: bool,
     pub dir: Option<K::Dir>,
+    /// The patch module's relocations against this module's symbols.
+    pub relocs: Relocs<K::Module>,
 }
 
 impl<K: Kernel> Object<K> {
@@ -135,6 +141,7 @@ impl<K: Kernel> Patch<K> {
                 held: None,
                 redirected: false,
                 dir: None,
+                relocs: Relocs::default(),
             };
             let _ = push_reserved(&mut objects, o);
         }

@@ -24,41 +24,26 @@ struct Matches {
     hint_found: bool,
 }
 
-/// Resolves every function of `obj` against `target`. All or nothing: on error the object's
-/// addresses are unchanged and the log names the function and the cause.
-pub fn resolve<K: Kernel>(k: &K, patch: &str, obj: &mut Object<K>, target: Target<K::Module>) -> Result {
-    let n = obj.funcs.len();
-    // Function indices sorted by name, to look each kallsyms name up in O(log n).
+/// Calls `hit(i, address)` for every symbol of `target` named `names[i]`, in kallsyms order
+/// (so the n-th call for one `i` is sympos n). One kallsyms walk for all the names; `names`
+/// may repeat a name. Old functions and relocation symbols both resolve through it.
+pub fn walk_named<K: Kernel>(
+    k: &K,
+    target: Target<K::Module>,
+    names: &[&[u8]],
+    hit: &mut dyn FnMut(usize, usize),
+) -> Result {
+    // Indices sorted by name, to look each kallsyms name up in O(log n).
     let mut by_name: Vec<usize> = Vec::new();
-    by_name.try_reserve_exact(n).map_err(|_| Error::ENOMEM)?;
-    let mut found: Vec<Matches> = Vec::new();
-    found.try_reserve_exact(n).map_err(|_| Error::ENOMEM)?;
-    for i in 0..n {
+    by_name.try_reserve_exact(names.len()).map_err(|_| Error::ENOMEM)?;
+    for i in 0..names.len() {
         let _ = push_reserved(&mut by_name, i);
-        let _ = push_reserved(&mut found, Matches::default());
     }
-    let funcs = &obj.funcs;
-    by_name.sort_unstable_by(|&a, &b| funcs[a].name.as_bytes().cmp(funcs[b].name.as_bytes()));
-    let offset = match target {
-        Target::Vmlinux => k.kaslr_offset(),
-        Target::Module(_) => 0,
-    };
-
+    by_name.sort_unstable_by(|&a, &b| names[a].cmp(names[b]));
     let mut visit = |name: &[u8], addr: usize| {
-        let start = by_name.partition_point(|&i| funcs[i].name.as_bytes() < name);
-        for &i in by_name[start..]
-            .iter()
-            .take_while(|&&i| funcs[i].name.as_bytes() == name)
-        {
-            let f = &funcs[i];
-            let m = &mut found[i];
-            m.count += 1;
-            if m.count == f.sympos.max(1) {
-                m.picked = addr;
-            }
-            if f.old_addr_hint != 0 && f.old_addr_hint.wrapping_add(offset) == addr {
-                m.hint_found = true;
-            }
+        let start = by_name.partition_point(|&i| names[i] < name);
+        for &i in by_name[start..].iter().take_while(|&&i| names[i] == name) {
+            hit(i, addr);
         }
     };
     k.for_each_symbol(
@@ -68,6 +53,37 @@ pub fn resolve<K: Kernel>(k: &K, patch: &str, obj: &mut Object<K>, target: Targe
         },
         &mut visit,
     );
+    Ok(())
+}
+
+/// Resolves every function of `obj` against `target`. All or nothing: on error the object's
+/// addresses are unchanged and the log names the function and the cause.
+pub fn resolve<K: Kernel>(k: &K, patch: &str, obj: &mut Object<K>, target: Target<K::Module>) -> Result {
+    let n = obj.funcs.len();
+    let mut names: Vec<&[u8]> = Vec::new();
+    names.try_reserve_exact(n).map_err(|_| Error::ENOMEM)?;
+    let mut found: Vec<Matches> = Vec::new();
+    found.try_reserve_exact(n).map_err(|_| Error::ENOMEM)?;
+    for f in &obj.funcs {
+        let _ = push_reserved(&mut names, f.name.as_bytes());
+        let _ = push_reserved(&mut found, Matches::default());
+    }
+    let funcs = &obj.funcs;
+    let offset = match target {
+        Target::Vmlinux => k.kaslr_offset(),
+        Target::Module(_) => 0,
+    };
+    walk_named(k, target, &names, &mut |i, addr| {
+        let f = &funcs[i];
+        let m = &mut found[i];
+        m.count += 1;
+        if m.count == f.sympos.max(1) {
+            m.picked = addr;
+        }
+        if f.old_addr_hint != 0 && f.old_addr_hint.wrapping_add(offset) == addr {
+            m.hint_found = true;
+        }
+    })?;
 
     let object = obj.display_name();
     let mut resolved: Vec<(usize, usize)> = Vec::new();
@@ -144,8 +160,13 @@ pub fn resolve<K: Kernel>(k: &K, patch: &str, obj: &mut Object<K>, target: Targe
         let _ = push_reserved(&mut resolved, (addr, ip));
     }
     // Two names for one address (an alias, an init_module, functions GCC folded into one):
-    // one record per address, so each function is named once. `by_name` is reused, sorted
-    // by address, so this check allocates nothing.
+    // one record per address, so each function is named once.
+    drop(names);
+    let mut by_name: Vec<usize> = Vec::new();
+    by_name.try_reserve_exact(n).map_err(|_| Error::ENOMEM)?;
+    for i in 0..n {
+        let _ = push_reserved(&mut by_name, i);
+    }
     by_name.sort_unstable_by_key(|&i| resolved[i].0);
     for w in by_name.windows(2) {
         let (a, b) = (w[0], w[1]);

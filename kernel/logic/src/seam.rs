@@ -12,6 +12,7 @@ use core::fmt;
 pub use crate::log::Level;
 pub use crate::model::{FuncDesc, ObjectDesc, PatchDesc};
 pub use crate::redirect::Table;
+pub use crate::reloc::{RelaDesc, RelaSectionDesc};
 
 /// A reference on a module: while it is held the module stays loaded (short of
 /// `rmmod -f`); dropping it puts the reference.
@@ -85,6 +86,15 @@ pub trait Kernel {
     /// update. An error (ftrace copies its filter to change it, and may run out of
     /// memory) leaves the filter as it was. Never allocates on the core's side.
     fn filter_set(&self, sites: &mut [usize]) -> Result;
+
+    /// Reads `buf.len()` bytes at `addr` (EFAULT if they cannot be read).
+    fn read_mem(&self, addr: usize, buf: &mut [u8]) -> Result;
+    /// Writes `bytes` at `addr` inside patch module `pmod`'s loaded sections, read-only and
+    /// text ones included, as the kernel writes code (text_poke). EINVAL, nothing written,
+    /// when the range is not inside them. Callers end a batch with [`Kernel::poke_sync`].
+    fn poke(&self, pmod: Self::Module, addr: usize, bytes: &[u8]) -> Result;
+    /// Makes every CPU see what `poke` wrote.
+    fn poke_sync(&self);
 
     /// Publishes `table` to the ftrace handler (None: no table); returns the one replaced.
     /// ENOMEM (nothing published) when the kernel cannot allocate its copy.

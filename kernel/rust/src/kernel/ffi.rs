@@ -26,6 +26,17 @@ extern "C" {
     pub fn lpatch_preempt_enable();
     pub fn lpatch_synchronize_tasks();
     pub fn lpatch_start_kernel() -> core::ffi::c_ulong;
+    pub fn lpatch_mutex_lock(m: *mut core::ffi::c_void);
+    pub fn lpatch_mutex_unlock(m: *mut core::ffi::c_void);
+    /// `module` is a `struct module *` (its layout holds types that are not FFI-safe).
+    pub fn lpatch_module_elf(
+        module: *mut core::ffi::c_void,
+        sechdrs: *mut *const Elf64_Shdr,
+        secstrings: *mut *const core::ffi::c_char,
+        symtab: *mut *const Elf64_Sym,
+        nsyms: *mut core::ffi::c_uint,
+        strtab: *mut *const core::ffi::c_char,
+    ) -> core::ffi::c_uint;
     pub fn lpatch_ftrace_filter(
         ips: *mut core::ffi::c_ulong,
         n: core::ffi::c_uint,

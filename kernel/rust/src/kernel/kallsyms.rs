@@ -12,6 +12,8 @@ type SymbolCb = unsafe extern "C" fn(*mut c_void, *const c_char, *mut ffi::modul
 type OnEachSymbol = unsafe extern "C" fn(SymbolCb, *mut c_void) -> c_int;
 type FindModule = unsafe extern "C" fn(*const c_char) -> *mut ffi::module;
 type FtraceLocation = unsafe extern "C" fn(c_ulong) -> c_ulong;
+type TextPoke = unsafe extern "C" fn(*mut c_void, *const c_void, usize) -> *mut c_void;
+type TextPokeSync = unsafe extern "C" fn();
 
 /// The unexported kernel functions the core calls, found once at load.
 pub struct Kallsyms {
@@ -19,6 +21,10 @@ pub struct Kallsyms {
     modules_on_each: OnEachSymbol,
     find_module: FindModule,
     ftrace_location: FtraceLocation,
+    text_poke: TextPoke,
+    text_poke_sync: TextPokeSync,
+    /// text_mutex, which text_poke's callers hold.
+    text_mutex: usize,
     /// How far KASLR moved the kernel from its link-time address.
     pub kaslr_offset: usize,
 }
@@ -59,7 +65,7 @@ impl Kallsyms {
     pub fn init() -> Result<Kallsyms> {
         let f = kprobe_lookup_name()?;
         let text = lookup(f, c"_text")?;
-        // SAFETY (all four transmutes): each address is the named kernel function, whose C
+        // SAFETY (all the transmutes): each address is the named kernel function, whose C
         // signature in this kernel series (6.1) is the one the target type spells.
         unsafe {
             Ok(Kallsyms {
@@ -70,6 +76,9 @@ impl Kallsyms {
                 )?),
                 find_module: core::mem::transmute::<usize, FindModule>(lookup(f, c"find_module")?),
                 ftrace_location: core::mem::transmute::<usize, FtraceLocation>(lookup(f, c"ftrace_location")?),
+                text_poke: core::mem::transmute::<usize, TextPoke>(lookup(f, c"text_poke")?),
+                text_poke_sync: core::mem::transmute::<usize, TextPokeSync>(lookup(f, c"text_poke_sync")?),
+                text_mutex: lookup(f, c"text_mutex")?,
                 kaslr_offset: text.wrapping_sub(ffi::lpatch_start_kernel() as usize),
             })
         }
@@ -98,6 +107,27 @@ impl Kallsyms {
         // SAFETY: ftrace_location only reads ftrace's tables.
         let loc = unsafe { (self.ftrace_location)(addr as c_ulong) } as usize;
         (loc != 0).then_some(loc)
+    }
+
+    /// Writes `bytes` at `addr` as the kernel writes code: text_poke under text_mutex.
+    ///
+    /// # Safety
+    /// `addr..addr + bytes.len()` is mapped kernel memory (module text or data included)
+    /// that no one else writes meanwhile, and fewer than a page long.
+    pub unsafe fn text_poke(&self, addr: usize, bytes: &[u8]) {
+        // SAFETY: text_mutex is the kernel's mutex for text_poke; text_poke maps the page(s)
+        // of `addr` writable through a temporary mm and copies, as the caller allows.
+        unsafe {
+            ffi::lpatch_mutex_lock(self.text_mutex as *mut c_void);
+            (self.text_poke)(addr as *mut c_void, bytes.as_ptr().cast(), bytes.len());
+            ffi::lpatch_mutex_unlock(self.text_mutex as *mut c_void);
+        }
+    }
+
+    /// Makes every CPU see code text_poke wrote (a serialising IPI to each).
+    pub fn text_poke_sync(&self) {
+        // SAFETY: text_poke_sync takes no arguments and only syncs the CPUs' cores.
+        unsafe { (self.text_poke_sync)() }
     }
 
     pub(super) fn find_module_raw(&self, name: &CStr) -> *mut ffi::module {

@@ -68,6 +68,18 @@ impl ModPtr {
         base != 0 && addr >= base && addr - base < size
     }
 
+    /// Whether `addr..addr + len` lies inside the module's core memory (its text, read-only
+    /// and writable data: one layout on x86 in 6.1).
+    pub fn core_contains(self, addr: usize, len: usize) -> bool {
+        // SAFETY: the pointer is alive (the type's contract); core_layout is set before the
+        // module is formed and does not change while it lives.
+        let (base, size) = unsafe {
+            let l = core::ptr::addr_of!((*self.0).core_layout);
+            ((*l).base as usize, (*l).size as usize)
+        };
+        base != 0 && addr >= base && len <= size && addr - base <= size - len
+    }
+
     /// Takes a reference (fails once the module is going).
     pub fn try_get(self) -> Option<ModRef> {
         // SAFETY: the module is alive (the type's contract); try_module_get refuses a

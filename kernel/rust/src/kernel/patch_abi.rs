@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use core::ffi::{c_char, CStr};
 use lpatch_logic::error::{Error, Result};
 use lpatch_logic::fallible::{try_push, try_string};
-use lpatch_logic::seam::{FuncDesc, ObjectDesc, PatchDesc};
+use lpatch_logic::seam::{FuncDesc, ObjectDesc, PatchDesc, RelaDesc, RelaSectionDesc};
 
 /// An upper bound on what one patch may list, so a missing terminator fails cleanly
 /// instead of walking memory until it faults.
@@ -111,12 +111,130 @@ pub unsafe fn read_patch(p: *const ffi::lp_patch) -> Result<PatchDesc<ModPtr>> {
         }
         try_push(&mut objects, ObjectDesc { name: oname, funcs })?;
     }
+    let relocs = read_relocs(module, &name)?;
     Ok(PatchDesc {
         key: p as usize,
         module,
         name,
         objects,
+        relocs,
     })
+}
+
+/// `sh_flags` of a relocation section in the livepatch format.
+const SHF_RELA_LIVEPATCH: u64 = 0x0010_0000;
+const SHF_ALLOC: u64 = 0x2;
+const SHT_RELA: u32 = 4;
+
+/// A NUL-terminated string of a module's ELF tables, copied (a name longer than MAX_NAME
+/// is refused: the loader's names are far shorter).
+///
+/// # Safety
+/// `p` points to a NUL-terminated string that stays valid for the call.
+unsafe fn elf_string(p: *const c_char, what: &str) -> Result<String> {
+    // SAFETY: as the caller guarantees.
+    let bytes = unsafe { CStr::from_ptr(p) }.to_bytes();
+    match core::str::from_utf8(bytes) {
+        Ok(s) if bytes.len() <= MAX_NAME => Ok(try_string(s)?),
+        _ => {
+            pr_err!("{} name is not UTF-8 of at most {} bytes", what, MAX_NAME);
+            Err(Error::EINVAL)
+        }
+    }
+}
+
+/// The patch module's relocation sections (flagged SHF_RELA_LIVEPATCH), read from the ELF
+/// headers the loader kept for it; none when it kept none (a module not tagged
+/// `MODULE_INFO(livepatch, "Y")`). The logic checks what they say (lpatch_logic::reloc).
+fn read_relocs(module: ModPtr, patch: &str) -> Result<Vec<RelaSectionDesc>> {
+    let mut sechdrs: *const ffi::Elf64_Shdr = core::ptr::null();
+    let mut secstrings: *const c_char = core::ptr::null();
+    let mut symtab: *const ffi::Elf64_Sym = core::ptr::null();
+    let mut nsyms: core::ffi::c_uint = 0;
+    let mut strtab: *const c_char = core::ptr::null();
+    // SAFETY: the module is the patch module registering (alive while it calls us); the
+    // helper only reads its klp_info and core_kallsyms.
+    let shnum = unsafe {
+        ffi::lpatch_module_elf(
+            module.as_ptr().cast(),
+            &mut sechdrs,
+            &mut secstrings,
+            &mut symtab,
+            &mut nsyms,
+            &mut strtab,
+        )
+    } as usize;
+    let mut out = Vec::new();
+    if shnum == 0 || sechdrs.is_null() || secstrings.is_null() || symtab.is_null() || strtab.is_null() {
+        return Ok(out);
+    }
+    // SAFETY: klp_info's section headers: shnum entries, alive with the module.
+    let shdrs = unsafe { core::slice::from_raw_parts(sechdrs, shnum) };
+    // SAFETY: core_kallsyms.symtab: num_symtab entries, alive with the module.
+    let syms = unsafe { core::slice::from_raw_parts(symtab, nsyms as usize) };
+    for sh in shdrs {
+        if sh.sh_flags & SHF_RELA_LIVEPATCH == 0 {
+            continue;
+        }
+        // SAFETY: sh_name is an offset into the section name table, whose strings the
+        // loader checked to be NUL-terminated (elf_validity_check).
+        let name = unsafe { elf_string(secstrings.add(sh.sh_name as usize), "section")? };
+        if sh.sh_flags & SHF_ALLOC == 0 && name.starts_with(".klp.rela.vmlinux.") {
+            // The loader applied it from the file; nothing of it is in memory now.
+            continue;
+        }
+        let target = shdrs.get(sh.sh_info as usize).filter(|_| sh.sh_info != 0);
+        let Some(target) = target.filter(|_| sh.sh_type == SHT_RELA && sh.sh_flags & SHF_ALLOC != 0) else {
+            pr_err!(
+                "patch {}: relocation section {} is not an allocated SHT_RELA section of a valid target section",
+                patch,
+                name
+            );
+            return Err(Error::EINVAL);
+        };
+        // SAFETY: as above.
+        let target_name = unsafe { elf_string(secstrings.add(target.sh_name as usize), "section")? };
+        let count = sh.sh_size as usize / core::mem::size_of::<ffi::Elf64_Rela>();
+        // SAFETY: an allocated section: the loader placed its sh_size bytes at sh_addr in
+        // the module's memory, where they stay while it lives.
+        let relas = unsafe { core::slice::from_raw_parts(sh.sh_addr as *const ffi::Elf64_Rela, count) };
+        let mut descs = Vec::new();
+        for r in relas {
+            let Some(sym) = syms.get((r.r_info >> 32) as usize) else {
+                pr_err!(
+                    "patch {}: relocation section {}: a symbol index is out of range",
+                    patch,
+                    name
+                );
+                return Err(Error::EINVAL);
+            };
+            // SAFETY: st_name is an offset into core_kallsyms.strtab, which the loader
+            // built of NUL-terminated copies.
+            let sym_name = unsafe { elf_string(strtab.add(sym.st_name as usize), "symbol")? };
+            try_push(
+                &mut descs,
+                RelaDesc {
+                    offset: r.r_offset,
+                    kind: r.r_info as u32,
+                    addend: r.r_addend,
+                    sym_name,
+                    sym_shndx: sym.st_shndx,
+                },
+            )?;
+        }
+        try_push(
+            &mut out,
+            RelaSectionDesc {
+                name,
+                target_name,
+                target_addr: target.sh_addr as usize,
+                target_size: target.sh_size as usize,
+                target_flags: target.sh_flags,
+                relas: descs,
+            },
+        )?;
+    }
+    Ok(out)
 }
 
 /// Marks the kernel live-patched (TAINT_LIVEPATCH, 'K').

@@ -2,6 +2,7 @@
 //! kernel: each method is one of this layer's wrappers. Nothing here calls back into the
 //! logic.
 
+use super::ffi;
 use super::ftrace::{self, OpsReg, TABLE};
 use super::kallsyms::Kallsyms;
 use super::modules::{find_loaded, ModPtr, ModRef};
@@ -110,6 +111,37 @@ impl Kernel for Real {
         };
         *first = self.anchor;
         ftrace::filter_add(sites, true)
+    }
+
+    fn read_mem(&self, addr: usize, buf: &mut [u8]) -> Result {
+        // SAFETY: copy_from_kernel_nofault checks the source range and returns -EFAULT
+        // (never faulting) where it is not readable; `buf` is ours to write.
+        let ret = unsafe {
+            ffi::copy_from_kernel_nofault(
+                buf.as_mut_ptr().cast(),
+                addr as *const core::ffi::c_void,
+                buf.len() as u64,
+            )
+        };
+        if ret != 0 {
+            return Err(Error::EFAULT);
+        }
+        Ok(())
+    }
+
+    fn poke(&self, pmod: ModPtr, addr: usize, bytes: &[u8]) -> Result {
+        if bytes.len() > 8 || !pmod.core_contains(addr, bytes.len()) {
+            return Err(Error::EINVAL);
+        }
+        // SAFETY: the range is inside the patch module's core memory (checked just above;
+        // the module is alive while its patch is registered, which is when the core pokes),
+        // which only the loader (done) and the core (under its lock) write.
+        unsafe { self.syms.text_poke(addr, bytes) };
+        Ok(())
+    }
+
+    fn poke_sync(&self) {
+        self.syms.text_poke_sync()
     }
 
     fn publish(&self, table: Option<Table>) -> Result<Retired<Table>> {

@@ -1,0 +1,3 @@
+// SPDX-License-Identifier: GPL-2.0-only
+#define LP_TWIN_SYMPOS 2
+#include "lp_reloc_body.h"
