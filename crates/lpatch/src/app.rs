@@ -651,7 +651,7 @@ pub fn load(ctx: &mut Ctx, path: &Path, params: &[String]) -> Outcome {
     let mut cursor = Cursor::start(&ctx.kmsg);
     let result = ctx.ops.finit_module(&file, &cparams, 0);
     drop(file);
-    let lines = kmsg::relevant(&cursor.read_new(), Some(&name));
+    let lines = kmsg::relevant_to_load(&cursor.read_new(), &name);
 
     if let Err(e) = result {
         let code = match e {
@@ -673,6 +673,9 @@ pub fn load(ctx: &mut Ctx, path: &Path, params: &[String]) -> Outcome {
         }
         if !crate::elf::is_elf(&bytes) {
             f = f.detail(format!("{} is not an ELF file at all", path.display()));
+        }
+        for why in crate::unresolved::explain(&lines, &name) {
+            f = f.detail(why);
         }
         if guessed {
             f = f.detail(format!("(the module name {name} was guessed from the file name: the file has no .modinfo name)"));

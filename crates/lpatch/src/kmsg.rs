@@ -117,19 +117,33 @@ pub fn is_core_line(message: &str) -> bool {
     message.contains("lpatch:")
 }
 
-/// The messages worth showing after an operation on module `module`: the core's own lines
-/// and the module loader's lines about that module ("<module>: Unknown symbol ...").
+/// Whether `message` is worth showing after an operation on module `module`: the core's
+/// own lines and the module loader's lines about that module ("<module>: Unknown symbol ...").
+fn is_relevant(message: &str, module: Option<&str>) -> bool {
+    is_core_line(message)
+        || module.is_some_and(|m| {
+            message
+                .strip_prefix(m)
+                .is_some_and(|rest| rest.starts_with(':'))
+        })
+}
+
+/// The messages worth showing after an operation on module `module` (see `is_relevant`).
 pub fn relevant(records: &[Record], module: Option<&str>) -> Vec<String> {
     records
         .iter()
-        .filter(|r| {
-            is_core_line(&r.message)
-                || module.is_some_and(|m| {
-                    r.message
-                        .strip_prefix(m)
-                        .is_some_and(|rest| rest.starts_with(':'))
-                })
-        })
+        .filter(|r| is_relevant(&r.message, module))
+        .map(|r| r.message.clone())
+        .collect()
+}
+
+/// The lines of a module's load: [`relevant`]'s, and the in-kernel livepatch code's (the
+/// loader resolves a patch module's vmlinux relocations through it, and says so with
+/// "livepatch: " when one fails).
+pub fn relevant_to_load(records: &[Record], module: &str) -> Vec<String> {
+    records
+        .iter()
+        .filter(|r| r.message.starts_with("livepatch: ") || is_relevant(&r.message, Some(module)))
         .map(|r| r.message.clone())
         .collect()
 }

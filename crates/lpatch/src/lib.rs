@@ -15,6 +15,7 @@ pub mod render;
 pub mod syms;
 pub mod sysfs;
 pub mod taint;
+pub mod unresolved;
 
 #[cfg(test)]
 mod tests;

@@ -281,6 +281,8 @@ fn cli_drives_the_core() {
         ("after_bad", "grep -c \"^lp_test_b \" /proc/modules; ls -1 /sys/kernel/lpatch"),
         ("info_missing", "lpatch info lp_test_b"),
         ("load_not_patch", "lpatch load kprobe_post.ko"),
+        ("load_reloc_vmlinux", "lpatch load lp_reloc_vmlinux_missing.ko"),
+        ("load_reloc_module", "lpatch load lp_reloc_missing.ko"),
     ];
     let run = Vm::new()
         .boot(Boot::Kaslr)
@@ -290,6 +292,8 @@ fn cli_drives_the_core() {
         .ko(ko("samples/lp-test/lp_test_b.ko"))
         .ko(ko("samples/lpt-target/lpt_target.ko"))
         .ko(ko("samples/kprobe-post/kprobe_post.ko"))
+        .ko(ko("samples/reloc-vmlinux/lp_reloc_vmlinux_missing.ko"))
+        .ko(ko("samples/reloc-mod/lp_reloc_missing.ko"))
         .file(cli(), "/bin/lpatch")
         .script(&script(steps_wanted))
         .run()
@@ -573,6 +577,28 @@ fn cli_drives_the_core() {
         &[
             "module kprobe_post loaded, but no patch named kprobe_post appeared",
             "module kprobe_post stays loaded",
+        ],
+    );
+
+    // A relocation the loader (vmlinux) or the core (a module) cannot resolve: explained.
+    c.check(
+        "load_reloc_vmlinux",
+        1,
+        &[
+            "loading lp_reloc_vmlinux_missing.ko failed: EINVAL",
+            "the kernel has no symbol lpt_no_such_kernel_symbol: the module refers to it through a relocation to vmlinux (LPATCH_SYM)",
+            "lpatch syms lpt_no_such_kernel_symbol",
+            "livepatch: symbol 'lpt_no_such_kernel_symbol' not found in symbol table",
+        ],
+    );
+    c.check(
+        "load_reloc_module",
+        1,
+        &[
+            "loading lp_reloc_missing.ko failed: ENOENT",
+            "module lpt_target has no symbol lpt_no_such_symbol at sympos 0",
+            "lpatch syms lpt_no_such_symbol lpt_target",
+            "lpatch: patch lp_reloc_missing: relocation symbol lpt_no_such_symbol (sympos 0) not found in lpt_target",
         ],
     );
     eprintln!(
