@@ -111,15 +111,17 @@ fn module_statics_relocated_before_and_after_and_again_on_reload() {
     f.eq("msg5", "relocated 101 other");
     f.eq("msg5b", "relocated 202 other");
     f.eq("hits5", "202 main other");
-    assert_eq!(
-        log_count(
-            &run,
-            "lpatch: patch lp_reloc_mod: applied 3 relocations to lpt_target"
-        ),
-        3,
-        "{}",
-        run.report()
-    );
+    // Applied at each of the three loads (how many relocations depends on the compiler's
+    // code: KASAN's instrumentation adds some on the debug kernel).
+    let applied = run
+        .kernel_log
+        .lines()
+        .filter(|l| {
+            l.contains("lpatch: patch lp_reloc_mod: applied ")
+                && l.ends_with(" relocations to lpt_target")
+        })
+        .count();
+    assert_eq!(applied, 3, "{}", run.report());
     assert_eq!(
         log_count(
             &run,
