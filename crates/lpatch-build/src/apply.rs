@@ -3,8 +3,9 @@
 //! back exactly as it was. The original of every file the diff touches is saved before the
 //! diff is applied (`<builder dir>/applied/`); the list written last marks the tree as
 //! changed, so a build that was killed midway is undone by the next one (`recover`).
-//! Hunks may apply at an offset but never with fuzz: a fix whose context differs from this
-//! kernel's source is refused rather than guessed into place.
+//! Hunks must apply exactly, neither at an offset nor with fuzz: a fix whose context or
+//! line numbers differ from this kernel's source was made against another version, and is
+//! refused (naming the version checked against) rather than guessed into place.
 
 use crate::diff::{self, FileChange, Kind};
 use crate::error::{io, Error, Result};
@@ -48,6 +49,20 @@ pub fn check(root: &Path, patch: &Path, source: &str) -> Result<()> {
             "{} does not apply to {source}:\n  {}",
             patch.display(),
             lines.join("\n  ")
+        )));
+    }
+    // patch(1) says "Hunk #2 succeeded at 1234 (offset 12 lines)." when a hunk's context sits
+    // elsewhere than the diff says: the diff was made against another version of the file.
+    let moved: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("(offset "))
+        .collect();
+    if !moved.is_empty() {
+        return Err(Error::Patch(format!(
+            "{} was made against another version of the source than {source}: it applies only with its hunks moved:\n  {}\nlpatch build compiles the diff against {source} exactly: make the diff against that source",
+            patch.display(),
+            moved.join("\n  ")
         )));
     }
     Ok(())

@@ -109,6 +109,17 @@ pub struct ObjectDiff {
     pub clones: Vec<CloneChange>,
     /// Functions only in `before` (not clones). Informational.
     pub removed_functions: Vec<String>,
+    /// Data objects in both whose initial value (bytes, or what their pointers point at)
+    /// or kind (zero-initialised or not, writable or not) differs.
+    pub changed_data: Vec<String>,
+    /// Changed functions (and changed clones) whose running version ftrace cannot redirect:
+    /// no `__fentry__` call (`notrace`, or built without it).
+    pub untraced: Vec<String>,
+    /// Changed functions in `.init*` or `.exit*` sections: `(function, section)`.
+    pub init_exit: Vec<(String, String)>,
+    /// Sections of `after` that hold entries about a changed function, or that it refers
+    /// to, and that lpatch does not know how to carry: `(section, function)`.
+    pub unknown_sections: Vec<(String, String)>,
 }
 
 impl ObjectDiff {
@@ -1249,11 +1260,175 @@ impl<'a, 'd> Comparison<'a, 'd> {
         }
 
         diff.new_data = self.new_data();
+        diff.changed_data = self.changed_data();
+        let mut touched: Vec<(&Function, &Function)> = self
+            .common_functions()
+            .into_iter()
+            .filter(|(_, a)| {
+                changed.contains(&a.name) || clones.get(&a.name).is_some_and(|c| !c.new)
+            })
+            .collect();
+        touched.sort_by(|x, y| x.1.name.cmp(&y.1.name));
+        for (b, a) in &touched {
+            // A `.cold` part is no entry point: it goes with its function, never redirected.
+            let cold = CloneName::cold_parent(&a.name).is_some();
+            if !cold && !self.calls_fentry(b) {
+                diff.untraced.push(a.name.clone());
+            }
+            for f in [b, a] {
+                let obj = if std::ptr::eq(*f, *b) {
+                    self.before
+                } else {
+                    self.after
+                };
+                if let Some(sec) = obj.section(f.section) {
+                    if sec.name.starts_with(".init") || sec.name.starts_with(".exit") {
+                        diff.init_exit.push((a.name.clone(), sec.name.clone()));
+                        break;
+                    }
+                }
+            }
+            for sec in self.sections_about(a) {
+                if !known_section(&sec) {
+                    diff.unknown_sections.push((sec, a.name.clone()));
+                }
+            }
+        }
+        diff.unknown_sections.sort();
+        diff.unknown_sections.dedup();
         diff.changed = changed.into_iter().collect();
         diff.clones = clones.into_values().collect();
         diff.new_functions.sort();
         diff.removed_functions.sort();
         diff
+    }
+
+    /// Whether the function (in `before`) calls `__fentry__`, which is what ftrace patches.
+    fn calls_fentry(&self, f: &Function) -> bool {
+        Self::resolved_relocs(self.before, f).iter().any(|r| {
+            matches!(r, Resolved::Symbol(i, _)
+                if self.before.symbol(*i).is_some_and(|s| s.name == "__fentry__"))
+        })
+    }
+
+    /// The sections of `after` with relocations into the function's code (entries about
+    /// it: bug table, jump table, exception table...), and those its own relocations
+    /// point into.
+    fn sections_about(&self, f: &Function) -> BTreeSet<String> {
+        let obj = self.after;
+        let mut out = BTreeSet::new();
+        let in_f = |sec: usize, pos: i128| {
+            sec == f.section && pos >= i128::from(f.start) && pos < i128::from(f.end)
+        };
+        for sec in obj.sections.iter().flatten() {
+            if sec.relocs.is_empty() || sec.name.starts_with(".debug") {
+                continue;
+            }
+            let about = sec.relocs.iter().any(|r| match obj.resolve(r) {
+                Resolved::Symbol(i, d) => obj.symbol(i).is_some_and(|s| {
+                    s.section
+                        .is_some_and(|x| in_f(x, i128::from(s.value) + i128::from(d)))
+                }),
+                Resolved::Section(x, a) => {
+                    in_f(x, i128::from(a) + if pc_relative(r.r_type) { 4 } else { 0 })
+                }
+                _ => false,
+            });
+            if about && !std::ptr::eq(sec, obj.section(f.section).unwrap_or(sec)) {
+                out.insert(sec.name.clone());
+            }
+        }
+        if let Some(own) = obj.section(f.section) {
+            for r in own
+                .relocs
+                .iter()
+                .filter(|r| r.offset >= f.start && r.offset < f.end)
+            {
+                let target = match obj.resolve(r) {
+                    Resolved::Symbol(i, _) => obj.symbol(i).and_then(|s| s.section),
+                    Resolved::Section(x, _) => Some(x),
+                    _ => None,
+                };
+                if let Some(sec) = target.and_then(|x| obj.section(x)) {
+                    out.insert(sec.name.clone());
+                }
+            }
+        }
+        out
+    }
+
+    /// A data object's initial value as the module would carry it: its section's kind,
+    /// its size, and its bytes and relocations normalized as a function's.
+    fn data_value(&self, before: bool, index: usize) -> Option<(bool, bool, u64, Body)> {
+        let obj = if before { self.before } else { self.after };
+        let s = obj.symbol(index)?;
+        let sec = obj.section(s.section?)?;
+        let f = Function {
+            sym: index,
+            name: String::new(),
+            section: s.section?,
+            start: s.value.min(sec.size),
+            end: s.value.saturating_add(s.size).min(sec.size),
+        };
+        Some((
+            sec.sh_type == elf::SHT_NOBITS,
+            sec.writable(),
+            s.size,
+            self.body(before, &f, 1),
+        ))
+    }
+
+    fn changed_data(&self) -> Vec<String> {
+        // Ordinary C variables: what `-fdata-sections` puts in `.data.<name>`,
+        // `.rodata.<name>`, `.bss.<name>` (and `.data..percpu`, `.data..read_mostly`, ...).
+        // Tables the kernel builds for itself (`__dyndbg`, `__bug_table`...) are not data a
+        // fix changes the value of.
+        let variables = |obj: &Obj<'_>| -> Vec<(usize, String)> {
+            obj.symbols
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| {
+                    let s = s.as_ref()?;
+                    let sec = obj.section(s.section?)?;
+                    let plain = [".data", ".rodata", ".bss", ".tdata", ".tbss"]
+                        .iter()
+                        .any(|p| sec.name.starts_with(p));
+                    (s.st_type == elf::STT_OBJECT
+                        && sec.alloc()
+                        && !sec.exec()
+                        && plain
+                        && !s.name.is_empty())
+                    .then(|| (i, s.name.clone()))
+                })
+                .collect()
+        };
+        let before = variables(self.before);
+        let mut by_name: HashMap<String, usize> = HashMap::new();
+        for &(i, ref name) in &before {
+            let key = self
+                .before_names
+                .get(&i)
+                .cloned()
+                .unwrap_or_else(|| name.clone());
+            by_name.entry(key).or_insert(i);
+        }
+        let mut out = Vec::new();
+        for (i, name) in variables(self.after) {
+            let Some(&b) = by_name.get(&name) else {
+                continue;
+            };
+            if Self::numbered_local(self.after, i).is_some()
+                && !self.paired_after.contains(&Entity::Sym(i))
+            {
+                continue;
+            }
+            if self.data_value(true, b) != self.data_value(false, i) {
+                out.push(name);
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
     }
 
     fn new_data(&self) -> Vec<String> {
@@ -1289,6 +1464,91 @@ impl<'a, 'd> Comparison<'a, 'd> {
         out.dedup();
         out
     }
+}
+
+/// Sections whose role lpatch build knows: code, data, the kernel's tables about code and
+/// data (which a patch module carries for its copied code, or which stay the kernel's),
+/// and what the toolchain adds. Anything else about a changed function is refused by
+/// name: a module might not carry it correctly.
+const KNOWN_SECTIONS: &[&str] = &[
+    ".text",
+    ".data",
+    ".rodata",
+    ".bss",
+    ".tdata",
+    ".tbss",
+    ".init.",
+    ".exit.",
+    ".ref.text",
+    ".noinstr.text",
+    ".entry.text",
+    ".cpuidle.text",
+    ".kprobes.text",
+    ".sched.text",
+    ".spinlock.text",
+    ".lock.text",
+    ".irqentry.text",
+    ".softirqentry.text",
+    ".meminit.",
+    ".head.text",
+    "__bug_table",
+    "__jump_table",
+    ".altinstructions",
+    ".altinstr_replacement",
+    ".altinstr_aux",
+    "__ex_table",
+    ".parainstructions",
+    ".static_call_sites",
+    ".static_call.text",
+    ".retpoline_sites",
+    ".return_sites",
+    ".call_sites",
+    ".ibt_endbr_seal",
+    ".orc_unwind",
+    ".orc_unwind_ip",
+    "__mcount_loc",
+    "__patchable_function_entries",
+    ".smp_locks",
+    "__dyndbg",
+    "__tracepoints",
+    "__tracepoint_str",
+    "_ftrace_events",
+    "_ftrace_eval_map",
+    "__ksymtab",
+    "__kcrctab",
+    "__kstrtab",
+    "___ksymtab",
+    "__param",
+    ".modinfo",
+    ".init_array",
+    "_kprobe_blacklist",
+    "__syscalls_metadata",
+    ".printk_index",
+    "__bpf_raw_tp_map",
+    ".discard.",
+    ".comment",
+    ".note",
+    ".rela",
+    ".symtab",
+    ".strtab",
+    ".shstrtab",
+    ".group",
+    "__ex_table",
+    ".fixup",
+    ".static_call_tramp_key",
+    "__ftr_fixup",
+    ".export_symbol",
+    ".initcall",
+    "__initcall",
+    ".con_initcall",
+    "__lsm_info",
+    "__early_lsm_info",
+];
+
+fn known_section(name: &str) -> bool {
+    KNOWN_SECTIONS
+        .iter()
+        .any(|k| name == k.trim_end_matches('.') || name.starts_with(k))
 }
 
 // ---------------------------------------------------------------------------

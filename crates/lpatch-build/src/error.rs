@@ -15,6 +15,9 @@ pub enum Error {
     Compile(String),
     /// Comparing the two objects of a unit failed.
     Compare(String),
+    /// The diff changes what a live patch cannot carry: one line per cause, each naming
+    /// the file, the function or variable, and why.
+    Refused(String),
     /// Reading or writing files, running commands, disk space.
     Io(String),
 }
@@ -27,6 +30,7 @@ impl fmt::Display for Error {
             | Error::Tool(m)
             | Error::Compile(m)
             | Error::Compare(m)
+            | Error::Refused(m)
             | Error::Io(m) => f.write_str(m),
         }
     }

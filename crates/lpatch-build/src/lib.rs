@@ -14,6 +14,7 @@ pub mod dwarf;
 pub mod error;
 pub mod headers;
 pub mod progress;
+pub mod refuse;
 pub mod report;
 pub mod run;
 pub mod target;
@@ -80,13 +81,16 @@ fn units_of(files: &[diff::FileChange]) -> Result<(Vec<Unit>, Vec<String>)> {
     Ok((units, headers))
 }
 
-/// Copies the compiled objects out of the tree into `dir`, keyed by object path.
+/// Copies the compiled objects out of the tree into `dir`, keyed by object path, with their
+/// `.cmd` files (which hold the exported symbols' CRCs).
 fn keep_objects(root: &Path, units: &[Unit], dir: &Path) -> Result<()> {
     for u in units {
-        let dst = dir.join(&u.object);
-        std::fs::create_dir_all(dst.parent().unwrap_or(dir)).map_err(|e| io(dst.display(), e))?;
-        std::fs::copy(root.join(&u.object), &dst)
-            .map_err(|e| io(format!("keeping {}", u.object), e))?;
+        for f in [u.object.clone(), unit::cmd_file_of(&u.object)] {
+            let dst = dir.join(&f);
+            std::fs::create_dir_all(dst.parent().unwrap_or(dir))
+                .map_err(|e| io(dst.display(), e))?;
+            std::fs::copy(root.join(&f), &dst).map_err(|e| io(format!("keeping {f}"), e))?;
+        }
     }
     Ok(())
 }
@@ -197,8 +201,23 @@ fn header_units(
     Ok(out)
 }
 
-/// Compiles and compares; stops before the module would be made (`--dry-run`).
+/// Compiles and compares; stops before the module would be made (`--dry-run`). What a
+/// live patch cannot carry fails it, naming each cause ([`Error::Refused`]).
 pub fn dry_run(o: &Options) -> Result<Report> {
+    let r = compare_diff(o)?;
+    if !r.refused.is_empty() {
+        return Err(Error::Refused(format!(
+            "{}: a live patch cannot carry what this diff changes:\n  {}",
+            o.patch.display(),
+            r.refused.join("\n  ")
+        )));
+    }
+    Ok(r)
+}
+
+/// Compiles and compares: the whole report, with what a live patch cannot carry listed in
+/// [`Report::refused`] rather than failing.
+pub fn compare_diff(o: &Options) -> Result<Report> {
     let text =
         std::fs::read(&o.patch).map_err(|e| Error::Patch(format!("{}: {e}", o.patch.display())))?;
     let text = String::from_utf8_lossy(&text);
@@ -272,11 +291,22 @@ pub fn dry_run(o: &Options) -> Result<Report> {
         .progress
         .step(&format!("comparing {} pair(s) of objects", units.len()));
     let mut by_object: BTreeMap<String, ObjectReport> = BTreeMap::new();
+    let mut refusals = Vec::new();
     for (u, into) in units.iter().zip(&linked) {
         let before = read(&before_dir.join(&u.object))?;
         let after = read(&after_dir.join(&u.object))?;
         let d = compare::compare(&before, &after)
             .map_err(|e| Error::Compare(format!("{}: {e}", u.object)))?;
+        refusals.extend(refuse::of_diff(&u.source, &d));
+        let cmd = unit::cmd_file_of(&u.object);
+        let text = |dir: &Path| {
+            String::from_utf8_lossy(&read(&dir.join(&cmd)).unwrap_or_default()).into_owned()
+        };
+        refusals.extend(refuse::of_crcs(
+            &u.source,
+            &text(&before_dir),
+            &text(&after_dir),
+        ));
         if d.changed.is_empty()
             && d.new_functions.is_empty()
             && d.new_data.is_empty()
@@ -346,12 +376,13 @@ pub fn dry_run(o: &Options) -> Result<Report> {
         r.replace.sort_by(|a, b| a.function.cmp(&b.function));
         r.units.sort();
     }
-    if objects
-        .iter()
-        .all(|r| r.replace.is_empty() && r.new_functions.is_empty() && r.new_data.is_empty())
+    if refusals.is_empty()
+        && objects
+            .iter()
+            .all(|r| r.replace.is_empty() && r.new_functions.is_empty() && r.new_data.is_empty())
     {
         return Err(Error::Patch(format!(
-            "{}: the diff changes no function's code in {} ({} unit(s) compared: a comment, a blank line, or code this config does not build?)",
+            "{}: no functional change: the diff changes no function's code in {} ({} unit(s) compared: a comment, a blank line that only moves line numbers, or code this config does not build?)",
             o.patch.display(),
             tree.kver,
             units.len()
@@ -362,5 +393,6 @@ pub fn dry_run(o: &Options) -> Result<Report> {
         source: tree.source.clone(),
         compared: units.iter().map(|u| u.source.clone()).collect(),
         objects,
+        refused: refusals,
     })
 }

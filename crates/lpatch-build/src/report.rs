@@ -15,6 +15,9 @@ pub struct Report {
     pub compared: Vec<String>,
     /// The objects with changes, vmlinux first, then modules by name.
     pub objects: Vec<ObjectReport>,
+    /// What a live patch cannot carry (`refuse`), one line each: when not empty, no patch
+    /// is built and `dry_run` fails with these.
+    pub refused: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -537,3 +537,90 @@ fn compare_objects_from_the_environment() {
     );
     println!("{d:#?}");
 }
+
+// ---------------------------------------------------------------------------
+// What a live patch cannot carry (issue 23): the facts `refuse` turns into refusals.
+
+#[test]
+fn a_changed_initial_value_of_existing_data_is_reported() {
+    let before = format!(
+        "{HEADER}
+int limit = 10;
+int use_int(int);
+static int quiet;
+static const int table[3] = {{ 1, 2, 3 }};
+static int (*hook)(int) = ext;
+int a(int x) {{ use(&quiet); use(&hook); return x > limit ? table[x % 3] : 0; }}
+"
+    );
+    let after = before
+        .replace("int limit = 10;", "int limit = 12;")
+        .replace("static int quiet;", "static int quiet = 1;")
+        .replace("{ 1, 2, 3 }", "{ 1, 2, 4 }");
+    let d = diff(&before, &after);
+    assert_eq!(d.changed_data, s(&["limit", "quiet", "table"]), "{d:?}");
+    // A pointer's target is its value too.
+    let after = before.replace("= ext;", "= use_int;");
+    assert_eq!(diff(&before, &after).changed_data, s(&["hook"]));
+    // Unchanged data, changed code: no data reported.
+    let after = before.replace("return x > limit", "return x >= limit");
+    let d = diff(&before, &after);
+    assert!(d.changed_data.is_empty(), "{d:?}");
+    assert_eq!(d.changed, s(&["a"]));
+}
+
+#[test]
+fn changed_init_exit_and_notrace_functions_are_reported() {
+    let before = format!(
+        "{HEADER}
+__attribute__((section(\".init.text\"))) int setup(int x) {{ return ext(x) + 1; }}
+__attribute__((section(\".exit.text\"))) void teardown(int x) {{ ext(x + 1); }}
+__attribute__((no_instrument_function)) int fast(int x) {{ return ext(x) * 2; }}
+int traced(int x) {{ return ext(x) - 3; }}
+"
+    );
+    let after = before
+        .replace("ext(x) + 1", "ext(x) + 5")
+        .replace("ext(x + 1)", "ext(x + 5)")
+        .replace("ext(x) * 2", "ext(x) * 5")
+        .replace("ext(x) - 3", "ext(x) - 5");
+    let d = diff(&before, &after);
+    assert_eq!(
+        d.changed,
+        s(&["fast", "setup", "teardown", "traced"]),
+        "{d:?}"
+    );
+    assert_eq!(
+        d.init_exit,
+        vec![
+            ("setup".to_string(), ".init.text".to_string()),
+            ("teardown".to_string(), ".exit.text".to_string())
+        ]
+    );
+    // The init and exit functions here have __fentry__ calls (no __init's notrace here).
+    assert_eq!(d.untraced, s(&["fast"]));
+}
+
+#[test]
+fn an_unknown_section_about_a_changed_function_is_named() {
+    let before = format!(
+        "{HEADER}
+int a(int x) {{ return ext(x) + 1; }}
+int b(int x) {{ return ext(x) + 2; }}
+struct entry {{ int (*f)(int); }};
+static const struct entry entries[] __attribute__((used, section(\"__lpatch_unknown\"))) = {{ {{ a }} }};
+"
+    );
+    let after = before.replace("ext(x) + 1", "ext(x) + 9");
+    let d = diff(&before, &after);
+    assert_eq!(d.changed, s(&["a"]));
+    assert_eq!(
+        d.unknown_sections,
+        vec![("__lpatch_unknown".to_string(), "a".to_string())]
+    );
+    // A change to b, which no such entry names, is not about that section.
+    let after = before.replace("ext(x) + 2", "ext(x) + 9");
+    let d = diff(&before, &after);
+    assert_eq!(d.changed, s(&["b"]));
+    assert!(d.unknown_sections.is_empty(), "{d:?}");
+}

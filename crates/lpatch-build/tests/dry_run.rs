@@ -75,25 +75,43 @@ fn dry_run(patch: &Path) -> Result<Report, Error> {
     dry_run_for(patch, Request::Default)
 }
 
-fn dry_run_for(patch: &Path, target: Request) -> Result<Report, Error> {
-    let opts = lpatch_build::Options {
+fn options(patch: &Path, target: Request) -> lpatch_build::Options {
+    lpatch_build::Options {
         patch: patch.to_path_buf(),
         target,
         jobs: 2,
         cache: cache(),
         progress: lpatch_build::progress::Progress::hidden(),
-    };
-    lpatch_build::dry_run(&opts)
+    }
+}
+
+fn dry_run_for(patch: &Path, target: Request) -> Result<Report, Error> {
+    lpatch_build::dry_run(&options(patch, target))
 }
 
 /// Runs the build and checks that the tree's files the fix touches are back as they were.
 fn built(patch: &Path, files: &[&str]) -> Result<Report, Error> {
+    built_with(patch, files, &|p| dry_run(p))
+}
+
+/// The whole report, refusals listed in it rather than failing the build.
+fn compared(patch: &Path, files: &[&str]) -> Result<Report, Error> {
+    built_with(patch, files, &|p| {
+        lpatch_build::compare_diff(&options(p, Request::Default))
+    })
+}
+
+fn built_with(
+    patch: &Path,
+    files: &[&str],
+    build: &dyn Fn(&Path) -> Result<Report, Error>,
+) -> Result<Report, Error> {
     let root = tree_root();
     let before: Vec<Option<Vec<u8>>> = files
         .iter()
         .map(|f| std::fs::read(root.join(f)).ok())
         .collect();
-    let r = dry_run(patch);
+    let r = build(patch);
     let after: Vec<Option<Vec<u8>>> = files
         .iter()
         .map(|f| std::fs::read(root.join(f)).ok())
@@ -313,7 +331,7 @@ fn needs_stock_kernel_refusals_name_the_cause_and_leave_the_tree_clean() {
                 "#include <linux/export.h>\n",
                 "#include <linux/export.h>\n\n\n\n",
             ),
-            "changes no function's code",
+            "no functional change: the diff changes no function's code",
         ),
         // A file this config does not build (Debian mounts ext2 with ext4: EXT2_FS is off).
         (
@@ -363,6 +381,111 @@ fn needs_stock_kernel_refusals_name_the_cause_and_leave_the_tree_clean() {
     }
 }
 
+/// What a live patch cannot carry (issue 23): each refused by name, also under --dry-run,
+/// with the tree left as it was.
+#[test]
+fn needs_stock_kernel_what_a_live_patch_cannot_carry_is_refused_by_name() {
+    lpatch_vm::require_stock_kernel();
+    let _serial = serial();
+    let cases = [
+        // The initial value of existing data: the running kernel keeps its copy.
+        (
+            "data",
+            (
+                "fs/pipe.c",
+                "static unsigned int pipe_max_size = 1048576;\n",
+                "static unsigned int pipe_max_size = 2097152;\n",
+            ),
+            "fs/pipe.c: pipe_max_size: the diff changes the initial value of this existing variable",
+        ),
+        // __init code: run and freed long ago.
+        (
+            "init",
+            (
+                "fs/proc/cmdline.c",
+                "proc_create_single(\"cmdline\", 0, NULL",
+                "proc_create_single(\"cmdline\", 0444, NULL",
+            ),
+            "fs/proc/cmdline.c: proc_cmdline_init: the diff changes .init.text code (__init or __exit)",
+        ),
+        // kernel/trace/ is built without -pg: nothing there has a __fentry__ call.
+        (
+            "notrace",
+            (
+                "kernel/trace/trace_clock.c",
+                "\tclock = sched_clock();\n\tpreempt_enable_notrace();\n\n\treturn clock;\n}\nEXPORT_SYMBOL_GPL(trace_clock_local);",
+                "\tclock = sched_clock() | 1;\n\tpreempt_enable_notrace();\n\n\treturn clock;\n}\nEXPORT_SYMBOL_GPL(trace_clock_local);",
+            ),
+            "kernel/trace/trace_clock.c: trace_clock_local: the running kernel's trace_clock_local makes no __fentry__ call",
+        ),
+        // An entry about a changed function in a section lpatch build does not know.
+        (
+            "section",
+            (
+                "fs/proc/cmdline.c",
+                "\tseq_putc(m, '\\n');\n\treturn 0;\n}\n",
+                "\tseq_putc(m, ' ');\n\tseq_putc(m, '\\n');\n\treturn 0;\n}\nstatic int (*const lpatch_entry)(struct seq_file *, void *)\n\t__attribute__((used, section(\"__lpatch_unknown\"))) = cmdline_proc_show;\n",
+            ),
+            "fs/proc/cmdline.c: cmdline_proc_show: section __lpatch_unknown holds entries about this function",
+        ),
+    ];
+    for (name, edit, words) in cases {
+        let p = fix(name, &[edit]);
+        let e = built(&p, &[edit.0]).unwrap_err();
+        assert!(matches!(e, Error::Refused(_)), "{name}: {e}");
+        let msg = e.to_string();
+        assert!(
+            msg.contains("a live patch cannot carry what this diff changes"),
+            "{name}: {msg}"
+        );
+        assert!(msg.contains(words), "{name}: {msg}");
+    }
+
+    // An exported function's prototype (kern_sys_bpf is declared in its own file only: a
+    // header's declaration is refused before anything is compiled): `unsigned int` to the
+    // same type by another name, `u32`. The code stays, the CRC changes, so modules built
+    // against the running kernel would no longer match the patched symbol.
+    let crc = (
+        "kernel/bpf/syscall.c",
+        "int kern_sys_bpf(int cmd, union bpf_attr *attr, unsigned int size);\n\nint kern_sys_bpf(int cmd, union bpf_attr *attr, unsigned int size)\n",
+        "int kern_sys_bpf(int cmd, union bpf_attr *attr, u32 size);\n\nint kern_sys_bpf(int cmd, union bpf_attr *attr, u32 size)\n",
+    );
+    let e = built(&fix("crc", &[crc]), &[crc.0]).unwrap_err();
+    let msg = e.to_string();
+    assert!(matches!(e, Error::Refused(_)), "{msg}");
+    assert!(
+        msg.contains(
+            "kernel/bpf/syscall.c: kern_sys_bpf: the diff changes this exported symbol's CRC"
+        ),
+        "{msg}"
+    );
+
+    // A diff of this very file, but with its line numbers off: made against another version.
+    let p = fix(
+        "offset",
+        &[(
+            "fs/proc/cmdline.c",
+            "\tseq_putc(m, '\\n');\n",
+            "\tseq_putc(m, ' ');\n\tseq_putc(m, '\\n');\n",
+        )],
+    );
+    let text = std::fs::read_to_string(&p).unwrap();
+    let (head, rest) = text.split_once("@@ -").unwrap();
+    let (start, tail) = rest.split_once(',').unwrap();
+    let moved = format!("{head}@@ -{},{tail}", start.parse::<u32>().unwrap() + 3);
+    std::fs::write(&p, moved).unwrap();
+    let e = built(&p, &["fs/proc/cmdline.c"]).unwrap_err();
+    let msg = e.to_string();
+    let t = lpatch_build::target::resolve(&Request::Default, &cache()).unwrap();
+    assert!(
+        msg.contains(&format!(
+            "was made against another version of the source than {} {}",
+            t.source_package, t.package_version
+        )) && msg.contains("(offset -3 lines)"),
+        "{msg}"
+    );
+}
+
 #[test]
 fn needs_stock_kernel_static_inline_in_a_header_replaces_its_callers_in_every_unit() {
     lpatch_vm::require_stock_kernel();
@@ -377,7 +500,16 @@ fn needs_stock_kernel_static_inline_in_a_header_replaces_its_callers_in_every_un
             "\treturn m->count >= m->size;\n",
         )],
     );
-    let r = built(&p, &["include/linux/seq_file.h"]).unwrap();
+    let r = compared(&p, &["include/linux/seq_file.h"]).unwrap();
+    // One of its callers cannot be replaced: kernel/trace/ is built without -pg, so
+    // bpf_seq_printf has no __fentry__ call. The whole fix is refused (the running
+    // kernel would keep the old code there), with everything else it would replace listed.
+    assert_eq!(r.refused.len(), 1, "{:?}", r.refused);
+    assert!(
+        r.refused[0].starts_with("kernel/trace/bpf_trace.c: bpf_seq_printf: the running kernel's bpf_seq_printf makes no __fentry__ call"),
+        "{:?}",
+        r.refused
+    );
     let why = Reason::InlinedCalleeChanged {
         callees: vec!["seq_has_overflowed".into()],
     };
