@@ -75,9 +75,13 @@ samples: kernel cli-static
 	done
 
 # lpatch build's tests compile in the prepared tree of the target kernel: prepare it (or check
-# the cached one, $(CACHE)/builder/<kver>/) before the suite starts, not while guests run.
+# the cached one, $(CACHE)/builder/<kver>/) before the suite starts, not while guests run. The
+# corpus of real fixes (crates/lpatch-build/tests/corpus/) is the difference between an older
+# Debian 6.1 and today's: it builds for that older kernel, whose tree is prepared too.
+export CORPUS_KERNEL := 6.1.0-50-amd64
 builder-tree: cli-static
 	$(LPATCH_CLI) build --prepare-only
+	$(LPATCH_CLI) build --prepare-only --kernel $(CORPUS_KERNEL)
 
 test: all builder-tree
 	cd crates && $(HOST_CARGO) test --release --workspace -- $(TEST_ARGS) --skip needs_debug_kernel

@@ -81,6 +81,56 @@ fn units_of(files: &[diff::FileChange]) -> Result<(Vec<Unit>, Vec<String>)> {
     Ok((units, headers))
 }
 
+/// The units to compile for the diff's own `.c` files: each one kbuild builds, and for one
+/// it does not build on its own, the built units of its directory that `#include` it
+/// (kernel/locking/rtmutex.c is compiled inside rtmutex_api.c, kernel/sched/rt.c inside
+/// build_policy.c). A file neither built nor included by a built unit stays, for
+/// `Kbuild::check` to refuse by name.
+fn with_includers(src: &Path, kbuild: &built::Kbuild<'_>, units: Vec<Unit>) -> Result<Vec<Unit>> {
+    let mut out: Vec<Unit> = Vec::new();
+    for u in units {
+        let mut found = Vec::new();
+        if kbuild.built_as(&u.object)?.is_err() {
+            let path = Path::new(&u.source);
+            let (dir, name) = (
+                path.parent().unwrap_or(Path::new("")),
+                path.file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            );
+            let include = format!("#include \"{name}\"");
+            let entries = std::fs::read_dir(src.join(dir)).map_err(|e| io(dir.display(), e))?;
+            let mut names: Vec<String> = entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.ends_with(".c") && *n != name)
+                .collect();
+            names.sort();
+            for n in names {
+                let text = std::fs::read_to_string(src.join(dir).join(&n)).unwrap_or_default();
+                if !text.lines().any(|l| l.trim_start() == include) {
+                    continue;
+                }
+                let rel = dir.join(&n).to_string_lossy().into_owned();
+                if let Some(includer) = Unit::of_source(&rel) {
+                    if kbuild.built_as(&includer.object)?.is_ok() {
+                        found.push(includer);
+                    }
+                }
+            }
+        }
+        if found.is_empty() {
+            found.push(u);
+        }
+        for f in found {
+            if !out.contains(&f) {
+                out.push(f);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Copies the compiled objects out of the tree into `dir`, keyed by object path, with their
 /// `.cmd` files (which hold the exported symbols' CRCs).
 fn keep_objects(root: &Path, units: &[Unit], dir: &Path) -> Result<()> {
@@ -223,12 +273,13 @@ pub fn compare_diff(o: &Options) -> Result<Report> {
     let text = String::from_utf8_lossy(&text);
     let files =
         diff::parse(&text).map_err(|e| Error::Patch(format!("{}: {e}", o.patch.display())))?;
-    let (mut units, headers) = units_of(&files)?;
+    let (units, headers) = units_of(&files)?;
     let patch = std::fs::canonicalize(&o.patch).map_err(|e| io(o.patch.display(), e))?;
 
     let mut tree = open_tree(&o.target, &o.cache, o.jobs, &o.progress)?;
     apply::check(&tree.src, &patch, &tree.source)?;
     let kbuild = built::Kbuild::new(&tree)?;
+    let mut units = with_includers(&tree.src, &kbuild, units)?;
     let mut modular: Vec<bool> = units
         .iter()
         .map(|u| kbuild.check(&u.source, &u.object))
