@@ -14,6 +14,7 @@
 //! [`prepare`] builds the modules, [`run`] boots the guests ([`plan`]) and checks and
 //! gathers their figures ([`results`]), [`report`] prints them and makes the JSON.
 
+pub mod builder;
 pub mod elf;
 pub mod gen;
 pub mod plan;
@@ -235,6 +236,9 @@ pub struct Config {
     pub gen_name: String,
     /// Progress lines on stderr.
     pub verbose: bool,
+    /// Also time `lpatch build` on the host (builder::measure), preparing this kernel's
+    /// tree from nothing for the first-preparation figure.
+    pub builder: Option<String>,
 }
 
 impl Config {
@@ -248,6 +252,9 @@ impl Config {
             combine: false,
             gen_name: "gen".into(),
             verbose: true,
+            builder: Some(
+                std::env::var("CORPUS_KERNEL").unwrap_or_else(|_| "6.1.0-50-amd64".into()),
+            ),
         }
     }
 
@@ -261,6 +268,7 @@ impl Config {
             combine: true,
             gen_name: "gen-quick".into(),
             verbose: true,
+            builder: None,
         }
     }
 }

@@ -15,6 +15,9 @@ instructions) and measures lpatch against the in-kernel livepatch (klp):
   P1 per-call cost of a redirected function,
   P2 enable and disable time of patches of N functions (every function verified),
   P3 memory.
+Then times `lpatch build` on the host: a one-file vmlinux fix through --dry-run on the
+warm cache, and a first preparation of $CORPUS_KERNEL's tree (default 6.1.0-50-amd64)
+from nothing, with its disk use (a temporary cache, removed afterwards).
 Prints a table and writes the same figures as JSON. Needs `make all` done first.
 
 Options:
@@ -24,7 +27,9 @@ Options:
   --jobs N        guests at once, 1 vCPU each (default 2)
   --json PATH     where to write the JSON (default build/bench.json)
   --quick         the variant `make test` runs: sizes 1,100, 1 rep, 10000 calls, one
-                  boot per core (figures not for comparison)
+                  boot per core, no lpatch build timing (figures not for comparison)
+  --no-build      skip the lpatch build timing
+  --build-only    only the lpatch build timing (no guests)
   -h, --help      this text
 ";
 
@@ -44,6 +49,8 @@ fn real_main() -> Result<(), String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let mut it = args.iter();
     let mut quick = false;
+    let mut no_build = false;
+    let mut build_only = false;
     let mut overrides: Vec<(String, String)> = Vec::new();
     while let Some(a) = it.next() {
         let (name, inline) = match a.split_once('=') {
@@ -56,6 +63,8 @@ fn real_main() -> Result<(), String> {
                 return Ok(());
             }
             "--quick" => quick = true,
+            "--no-build" => no_build = true,
+            "--build-only" => build_only = true,
             "--sizes" | "--reps" | "--calls" | "--jobs" | "--json" => {
                 let v = inline
                     .or_else(|| it.next().cloned())
@@ -67,6 +76,9 @@ fn real_main() -> Result<(), String> {
     }
     if quick {
         cfg = Config::quick();
+    }
+    if no_build {
+        cfg.builder = None;
     }
     let count = |n: &str, v: &str| -> Result<u64, String> {
         v.parse::<u64>()
@@ -102,6 +114,15 @@ fn real_main() -> Result<(), String> {
         }
     }
 
+    if build_only {
+        let kver = cfg
+            .builder
+            .clone()
+            .unwrap_or_else(|| "6.1.0-50-amd64".into());
+        let b = lpatch_bench::builder::measure(Some(&kver))?;
+        print!("{}", lpatch_bench::builder::table(&b));
+        return Ok(());
+    }
     let env = Env::detect()?;
     let json_path = json_path.unwrap_or_else(|| env.root.join("build/bench.json"));
     eprintln!("lpatch-bench: building the modules");
@@ -128,8 +149,14 @@ fn real_main() -> Result<(), String> {
         fresh_boots: !cfg.combine,
     };
     print!("{}", report::table(&figures, &meta));
-    let text =
-        serde_json::to_string_pretty(&report::json(&figures, &meta)).map_err(|e| e.to_string())?;
+    let mut value = report::json(&figures, &meta);
+    if let Some(kver) = &cfg.builder {
+        eprintln!("lpatch-bench: timing lpatch build on the host");
+        let b = lpatch_bench::builder::measure(Some(kver))?;
+        print!("{}", lpatch_bench::builder::table(&b));
+        value["lpatch_build"] = lpatch_bench::builder::json(&b);
+    }
+    let text = serde_json::to_string_pretty(&value).map_err(|e| e.to_string())?;
     if let Some(d) = json_path.parent() {
         std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
     }
