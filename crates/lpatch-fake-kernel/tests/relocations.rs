@@ -442,3 +442,34 @@ fn malformed_relocations_are_refused_at_register() {
         assert!(k.dirs().len() <= 1, "{what}: only the root directory");
     }
 }
+
+/// A register that fails after its relocations were applied (any allocation of it, in turn,
+/// the sysfs directories' included) leaves nothing written: the patch module may register
+/// again, and the targets must be unwritten then.
+#[test]
+fn a_register_failing_late_leaves_no_relocation_written() {
+    let Machine { k, mut c, pmod } = machine();
+    let (t, helper, count) = target_coming(&k);
+    c.module_event(ModuleEvent::Coming, t).unwrap();
+    k.set_state(t, ModState::Live);
+    let mut n = 1;
+    loop {
+        let d = desc(pmod, &[]);
+        fail_nth::arm(n);
+        let r = c.register(d);
+        let reached = fail_nth::disarm();
+        if !reached {
+            r.unwrap();
+            break;
+        }
+        assert_eq!(r, Err(Error::ENOMEM), "allocation {n}");
+        assert!(c.patches.is_empty(), "allocation {n}");
+        while let Some(p) = c.take_buried() {
+            drop(p);
+        }
+        assert_clear(&k);
+        n += 1;
+    }
+    assert_applied(&k, helper, count);
+    assert!(k.violations().is_empty());
+}

@@ -96,9 +96,7 @@ impl<K: Kernel> Core<K> {
             return Err(Error::EBUSY);
         }
         let mut p = self.patches.remove(i);
-        for obj in &mut p.objects {
-            reloc::clear(&self.k, &p.name, p.module, obj);
-        }
+        reloc::clear_patch(&self.k, &mut p);
         log_info!(self.k, "unregistered patch {}", p.name);
         self.bury(p);
         Ok(())
@@ -237,13 +235,12 @@ impl<K: Kernel> Core<K> {
         drop(sections);
         for oi in 0..p.objects.len() {
             if let Err(e) = self.resolve_if_loaded(&p.name, p.module, &mut p.objects[oi]) {
-                for obj in &mut p.objects {
-                    reloc::clear(&self.k, &p.name, p.module, obj);
-                }
+                reloc::clear_patch(&self.k, &mut p);
                 return Err(e);
             }
         }
         if let Err(e) = self.make_dirs(&mut p) {
+            reloc::clear_patch(&self.k, &mut p);
             self.bury(p);
             return Err(e);
         }

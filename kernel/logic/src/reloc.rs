@@ -8,7 +8,7 @@
 
 use crate::error::{Error, Result};
 use crate::fallible::{push_reserved, try_push};
-use crate::model::Object;
+use crate::model::{Object, Patch};
 use crate::resolve::{walk_named, Target};
 use crate::seam::Kernel;
 use alloc::string::String;
@@ -423,5 +423,13 @@ pub fn clear<K: Kernel>(k: &K, patch: &str, pmod: K::Module, obj: &mut Object<K>
     if obj.relocs.applied.take().is_some() {
         zero(k, pmod, &obj.relocs.list);
         log_info!(k, "patch {}: cleared its relocations to {}", patch, obj.display_name());
+    }
+}
+
+/// Clears every object's relocations of a patch leaving the records (unregistered, or
+/// refused at register after some were applied). Never allocates.
+pub fn clear_patch<K: Kernel>(k: &K, p: &mut Patch<K>) {
+    for obj in &mut p.objects {
+        clear(k, &p.name, p.module, obj);
     }
 }
