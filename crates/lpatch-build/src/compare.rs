@@ -560,6 +560,16 @@ impl<'d> Obj<'d> {
         })
     }
 
+    /// Named data objects (`STT_OBJECT` in an allocated section), with their sections.
+    fn data_objects(&self) -> impl Iterator<Item = (usize, &Symbol, &Section<'d>)> {
+        self.symbols.iter().enumerate().filter_map(move |(i, s)| {
+            let s = s.as_ref()?;
+            let sec = self.section(s.section?)?;
+            (s.st_type == elf::STT_OBJECT && sec.alloc() && !s.name.is_empty())
+                .then_some((i, s, sec))
+        })
+    }
+
     /// The code range of a function symbol: its whole section if it is the
     /// only function there, else its own range.
     fn function_range(&self, sym: &Symbol) -> Option<(usize, u64, u64)> {
@@ -1275,12 +1285,7 @@ impl<'a, 'd> Comparison<'a, 'd> {
             if !cold && !self.calls_fentry(b) {
                 diff.untraced.push(a.name.clone());
             }
-            for f in [b, a] {
-                let obj = if std::ptr::eq(*f, *b) {
-                    self.before
-                } else {
-                    self.after
-                };
+            for (obj, f) in [(self.before, b), (self.after, a)] {
                 if let Some(sec) = obj.section(f.section) {
                     if sec.name.starts_with(".init") || sec.name.starts_with(".exit") {
                         diff.init_exit.push((a.name.clone(), sec.name.clone()));
@@ -1384,22 +1389,14 @@ impl<'a, 'd> Comparison<'a, 'd> {
         // Tables the kernel builds for itself (`__dyndbg`, `__bug_table`...) are not data a
         // fix changes the value of.
         let variables = |obj: &Obj<'_>| -> Vec<(usize, String)> {
-            obj.symbols
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| {
-                    let s = s.as_ref()?;
-                    let sec = obj.section(s.section?)?;
-                    let plain = [".data", ".rodata", ".bss", ".tdata", ".tbss"]
-                        .iter()
-                        .any(|p| sec.name.starts_with(p));
-                    (s.st_type == elf::STT_OBJECT
-                        && sec.alloc()
-                        && !sec.exec()
-                        && plain
-                        && !s.name.is_empty())
-                    .then(|| (i, s.name.clone()))
+            obj.data_objects()
+                .filter(|(_, _, sec)| {
+                    !sec.exec()
+                        && [".data", ".rodata", ".bss", ".tdata", ".tbss"]
+                            .iter()
+                            .any(|p| sec.name.starts_with(p))
                 })
+                .map(|(i, s, _)| (i, s.name.clone()))
                 .collect()
         };
         let before = variables(self.before);
@@ -1433,15 +1430,8 @@ impl<'a, 'd> Comparison<'a, 'd> {
 
     fn new_data(&self) -> Vec<String> {
         let data_objects = |obj: &Obj<'_>| -> Vec<(usize, String)> {
-            obj.symbols
-                .iter()
-                .enumerate()
-                .filter_map(|(i, s)| {
-                    let s = s.as_ref()?;
-                    let sec = obj.section(s.section?)?;
-                    (s.st_type == elf::STT_OBJECT && sec.alloc() && !s.name.is_empty())
-                        .then(|| (i, s.name.clone()))
-                })
+            obj.data_objects()
+                .map(|(i, s, _)| (i, s.name.clone()))
                 .collect()
         };
         let before_names: HashSet<String> = data_objects(self.before)
