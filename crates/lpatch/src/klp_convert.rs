@@ -57,10 +57,15 @@ pub struct Record {
     pub sympos: u64,
 }
 
+/// How a livepatch relocation names a symbol: `.klp.sym.<object>.<symbol>,<sympos>`.
+pub fn klp_sym_name(object: &str, symbol: &str, sympos: u64) -> String {
+    format!(".klp.sym.{object}.{symbol},{sympos}")
+}
+
 impl Record {
-    /// The name the symbol gets: `.klp.sym.<object>.<symbol>,<sympos>`.
+    /// The name the symbol gets.
     pub fn klp_name(&self) -> String {
-        format!(".klp.sym.{}.{},{}", self.object, self.symbol, self.sympos)
+        klp_sym_name(&self.object, &self.symbol, self.sympos)
     }
 
     fn is_vmlinux(&self) -> bool {

@@ -66,7 +66,7 @@ pub fn candidates(text: &str, name: &str, object: Option<&str>) -> Vec<Candidate
     for (c, n) in found.iter_mut().zip(counts) {
         c.count = n;
         let pos = if n == 1 { 0 } else { c.sympos };
-        c.klp_name = format!(".klp.sym.{}.{},{}", c.object, c.name, pos);
+        c.klp_name = crate::klp_convert::klp_sym_name(&c.object, &c.name, pos as u64);
     }
     found
 }
