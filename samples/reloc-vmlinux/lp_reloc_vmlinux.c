@@ -8,6 +8,11 @@
  * read adds one to the static sysctl_random_min_urandom_seed and prints it with the static
  * proc_do_rointvec. /proc/sys/kernel/random/urandom_min_reseed_secs shows the same int
  * through the kernel's own, unpatched, path: the variable is the kernel's.
+ *
+ * Built a second time as lp_reloc_vmlinux_missing (LP_MISSING): its replacement also reads
+ * a vmlinux symbol that does not exist, so the module loader cannot resolve that relocation
+ * and refuses the load (EINVAL, "livepatch: symbol '...' not found in symbol table")
+ * before any of it runs.
  */
 #include <linux/module.h>
 #include <linux/sysctl.h>
@@ -18,6 +23,10 @@ LPATCH_SYM(vmlinux, sysctl_random_min_urandom_seed, 0);
 extern int proc_do_rointvec(struct ctl_table *table, int write, void *buf, size_t *lenp,
 			    loff_t *ppos);
 LPATCH_SYM(vmlinux, proc_do_rointvec, 0);
+#ifdef LP_MISSING
+extern int lpt_no_such_kernel_symbol;
+LPATCH_SYM(vmlinux, lpt_no_such_kernel_symbol, 0);
+#endif
 
 static int lp_proc_do_uuid(struct ctl_table *table, int write, void *buf, size_t *lenp,
 			   loff_t *ppos)
@@ -30,6 +39,10 @@ static int lp_proc_do_uuid(struct ctl_table *table, int write, void *buf, size_t
 
 	if (write)
 		return -EPERM;
+#ifdef LP_MISSING
+	if (lpt_no_such_kernel_symbol)
+		return -EIO;
+#endif
 	if (!*ppos)
 		sysctl_random_min_urandom_seed++;
 	return proc_do_rointvec(&counter, 0, buf, lenp, ppos);
