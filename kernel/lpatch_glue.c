@@ -6,6 +6,7 @@
  * the sysfs attribute tables), and one-line helpers for static inlines.
  */
 #include <linux/bug.h>
+#include <linux/cpu.h>
 #include <linux/ftrace.h>
 #include <linux/kernfs.h>
 #include <linux/kobject.h>
@@ -14,6 +15,7 @@
 #include <linux/preempt.h>
 #include <linux/slab.h>
 #include <linux/sysfs.h>
+#include <linux/workqueue.h>
 #include <lpatch.h>
 
 /* The Rust side (rust/src/lib.rs). */
@@ -40,8 +42,12 @@ int lp_disable_patch(struct lp_patch *patch) { return lpr_disable_patch(patch); 
 EXPORT_SYMBOL_GPL(lp_disable_patch);
 
 /* ---- memory, locking, preemption, taint ---- */
-void *lpatch_kmalloc(size_t size) { return kmalloc(size, GFP_KERNEL); }
-void *lpatch_krealloc(void *p, size_t size) { return krealloc(p, size, GFP_KERNEL); }
+/* kvmalloc: tables that grow with a patch need not be physically contiguous. */
+void *lpatch_kvmalloc(size_t size) { return kvmalloc(size, GFP_KERNEL); }
+void *lpatch_kvrealloc(void *p, size_t old, size_t size)
+{
+	return kvrealloc(p, old, size, GFP_KERNEL);
+}
 void __noreturn lpatch_bug(void) { BUG(); }
 
 static DEFINE_MUTEX(lpatch_mutex);	/* the one lock over every state change */
@@ -49,8 +55,31 @@ void lpatch_lock(void) { mutex_lock(&lpatch_mutex); }
 void lpatch_unlock(void) { mutex_unlock(&lpatch_mutex); }
 void lpatch_preempt_disable(void) { preempt_disable(); }
 void lpatch_preempt_enable(void) { preempt_enable(); }
+/*
+ * Returns once every online CPU has run a work item, so has scheduled since the call: all
+ * that was running then with preemption disabled (every call of the ftrace handler,
+ * interrupt and NMI code) has finished, idle CPUs included, where RCU is not watching and
+ * synchronize_rcu() would not wait. As schedule_on_each_cpu(), which the in-kernel
+ * livepatch uses for the same reason, but with static works: it never allocates, so never
+ * fails. Callers hold lpatch_mutex (one user of the works at a time).
+ */
+static DEFINE_PER_CPU(struct work_struct, lpatch_sync_work);
+static void lpatch_sync_nothing(struct work_struct *work) { }
+void lpatch_sync_cpus(void)
+{
+	int cpu;
+
+	cpus_read_lock();
+	for_each_online_cpu(cpu) {
+		INIT_WORK(per_cpu_ptr(&lpatch_sync_work, cpu), lpatch_sync_nothing);
+		schedule_work_on(cpu, per_cpu_ptr(&lpatch_sync_work, cpu));
+	}
+	for_each_online_cpu(cpu)
+		flush_work(per_cpu_ptr(&lpatch_sync_work, cpu));
+	cpus_read_unlock();
+}
 /* synchronize_rcu_tasks is a macro for synchronize_rcu on kernels without TASKS_RCU. */
-void lpatch_synchronize_tasks(void) { synchronize_rcu(); synchronize_rcu_tasks(); }
+void lpatch_synchronize_tasks(void) { lpatch_sync_cpus(); synchronize_rcu_tasks(); }
 unsigned long lpatch_start_kernel(void) { return __START_KERNEL; }
 /* mutex_lock is a macro under lockdep: for text_mutex, which Rust finds through kallsyms. */
 void lpatch_mutex_lock(struct mutex *m) { mutex_lock(m); }
@@ -106,20 +135,15 @@ static void notrace lpatch_ftrace_handler(unsigned long ip, unsigned long parent
 	ftrace_test_recursion_unlock(bit);
 }
 
+/*
+ * Registered only while some function is redirected (so `sysctl kernel.ftrace_enabled=0`
+ * works when nothing is patched); PERMANENT meanwhile: ftrace refuses that sysctl rather
+ * than silently stop every redirection, as it does for the in-kernel livepatch.
+ */
 static struct ftrace_ops lpatch_ops = {
 	.func = lpatch_ftrace_handler,
 	.flags = FTRACE_OPS_FL_IPMODIFY | FTRACE_OPS_FL_PERMANENT,
 };
-
-/*
- * The ops always traces this never-called function, so removing the last patched function
- * never leaves an empty filter (which would mean "trace everything") and never needs an
- * unregister, whose RCU-tasks grace periods cost ~100 ms: disabling stays one filter update.
- */
-noinline void lpatch_ftrace_anchor(void)
-{
-	barrier();
-}
 
 int lpatch_ftrace_filter(unsigned long *ips, unsigned int n, int remove, int reset)
 {

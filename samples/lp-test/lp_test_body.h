@@ -7,9 +7,12 @@
  *   obj=<module>    object to patch (default: vmlinux)
  *   func=<name>     function to replace; func2=<name> a second one
  *   sympos=N old_addr=0x...
- *   repl=0|1|2      replacement: 0 returns 0 (for functions never called), 1 a
+ *   repl=0|1|2|3    replacement: 0 returns 0 (for functions never called), 1 a
  *                   cmdline_proc_show that prints "<this module>", 2 an
- *                   lpt_target_message that returns "patched by <this module>"
+ *                   lpt_target_message that returns "patched by <this module>", 3 an
+ *                   arch_cpu_idle that polls (interrupts on, back to the idle loop at
+ *                   once, so it runs over and over where RCU is not watching), counting
+ *                   its calls in the read-only parameter idle_calls
  *   bad=1..5        NULL patch / NULL mod / NULL objs / NULL funcs / NULL new_func
  *   twice=1         register a second time (expects -EEXIST) before enabling
  *   enable=0        register only
@@ -61,6 +64,8 @@ static int fail_walk;
 module_param(fail_walk, int, 0444);
 static unsigned int pause_ms;
 module_param(pause_ms, uint, 0444);
+static unsigned long idle_calls;
+module_param(idle_calls, ulong, 0444);
 
 static int lp_test_noop(void)
 {
@@ -76,6 +81,14 @@ static int lp_test_cmdline(struct seq_file *m, void *v)
 static const char *lp_test_message(void)
 {
 	return "patched by " KBUILD_MODNAME;
+}
+
+/* Called as arch_cpu_idle: after ct_idle_enter(), interrupts off, to return them on. */
+static void lp_test_idle(void)
+{
+	data_race(idle_calls++);
+	raw_local_irq_enable();
+	cpu_relax();
 }
 
 static struct lp_func funcs[3];
@@ -156,7 +169,8 @@ static int lp_test_removal_walk(void)
 static int __init lp_test_init(void)
 {
 	void *new_func = repl == 1 ? (void *)lp_test_cmdline :
-			 repl == 2 ? (void *)lp_test_message : (void *)lp_test_noop;
+			 repl == 2 ? (void *)lp_test_message :
+			 repl == 3 ? (void *)lp_test_idle : (void *)lp_test_noop;
 	int ret, ret2;
 
 	funcs[0] = (struct lp_func){ .old_name = func, .new_func = new_func,

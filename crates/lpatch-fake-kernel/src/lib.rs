@@ -73,9 +73,16 @@ struct State {
     next_mod: u32,
     next_addr: usize,
     filter: BTreeSet<usize>,
+    /// Whether the core's ftrace_ops is registered (its filter traced).
+    registered: bool,
+    /// sysctl kernel.ftrace_enabled=0: registering fails with EBUSY.
+    ftrace_off: bool,
+    /// The next ops_unregister fails with this.
+    fail_unregister: Option<Error>,
     /// Call sites another ftrace user modifies (IPMODIFY): adding one fails with EBUSY.
     owned_elsewhere: BTreeSet<usize>,
-    /// The next filter_add fails with this.
+    /// The next filter_add or ops_register (whichever adds call sites to what is traced)
+    /// fails with this.
     fail_add: Option<Error>,
     /// The next try_get fails (try_module_get refusing).
     fail_get: bool,
@@ -325,11 +332,43 @@ impl Fake {
         self.0.borrow_mut().fail_set = Some(e);
     }
 
+    /// The call sites the core's ftrace_ops traces now: its filter while it is registered,
+    /// nothing otherwise.
     pub fn filter(&self) -> BTreeSet<usize> {
-        self.0.borrow().filter.clone()
+        let s = self.0.borrow();
+        if s.registered {
+            s.filter.clone()
+        } else {
+            BTreeSet::new()
+        }
     }
 
-    /// How many filter updates succeeded.
+    /// Whether a redirection table is published to the handler.
+    pub fn table_published(&self) -> bool {
+        self.0.borrow().published.is_some()
+    }
+
+    /// Whether the core's ftrace_ops is registered.
+    pub fn ops_registered(&self) -> bool {
+        self.0.borrow().registered
+    }
+
+    /// `sysctl kernel.ftrace_enabled=0` (true) or 1: refused (false returned) while the
+    /// core's ops is registered, as ftrace refuses it while a permanent ops is.
+    pub fn set_ftrace_off(&self, off: bool) -> bool {
+        let mut s = self.0.borrow_mut();
+        if off && s.registered {
+            return false;
+        }
+        s.ftrace_off = off;
+        true
+    }
+
+    pub fn fail_next_unregister(&self, e: Error) {
+        self.0.borrow_mut().fail_unregister = Some(e);
+    }
+
+    /// How many ftrace updates (changes of what is traced) succeeded.
     pub fn filter_updates(&self) -> u32 {
         self.0.borrow().filter_updates
     }
@@ -339,7 +378,7 @@ impl Fake {
     pub fn call(&self, addr: usize) -> usize {
         let s = self.0.borrow();
         let ip = call_site(addr);
-        if !s.filter.contains(&ip) {
+        if !s.registered || !s.filter.contains(&ip) {
             return addr;
         }
         match s.published.as_ref().map_or(0, |t| t.target(ip)) {
@@ -653,7 +692,9 @@ impl Kernel for Fake {
             }
         }
         s.filter.extend(ips.iter().copied());
-        s.filter_updates += 1;
+        if s.registered {
+            s.filter_updates += 1;
+        }
         Ok(())
     }
 
@@ -663,19 +704,67 @@ impl Kernel for Fake {
         if let Some(e) = s.fail_set.take() {
             return Err(e);
         }
-        // The fake keeps nothing of its own in the filter: sites[0] is unused.
-        let Some((_, ips)) = sites.split_first() else {
+        // An empty filter traces every function.
+        if sites.is_empty() {
+            s.violations.push("filter_set with no call site".into());
             return Err(Error::EINVAL);
-        };
+        }
         // 6.1: each ip must be a call site ftrace knows (a freed module's are gone).
-        if let Some(ip) = ips.iter().find(|&&ip| !s.is_call_site(ip)) {
+        if let Some(ip) = sites.iter().find(|&&ip| !s.is_call_site(ip)) {
             s.violations
                 .push(format!("filter_set with {ip:#x}, which is no call site"));
             return Err(Error::EINVAL);
         }
-        s.filter = ips.iter().copied().collect();
+        s.filter = sites.iter().copied().collect();
+        if s.registered {
+            s.filter_updates += 1;
+        }
+        Ok(())
+    }
+
+    fn ops_register(&self) -> Result {
+        let _s = Suspended::new();
+        let mut s = self.0.borrow_mut();
+        if s.registered {
+            s.violations.push("ops_register while registered".into());
+            return Err(Error::EBUSY);
+        }
+        if let Some(e) = s.fail_add.take() {
+            return Err(e);
+        }
+        if s.ftrace_off {
+            return Err(Error::EBUSY);
+        }
+        if s.filter.is_empty() {
+            s.violations
+                .push("ops_register with an empty filter".into());
+        }
+        if s.filter.iter().any(|ip| s.owned_elsewhere.contains(ip)) {
+            return Err(Error::EBUSY);
+        }
+        s.registered = true;
         s.filter_updates += 1;
         Ok(())
+    }
+
+    fn ops_unregister(&self) -> Result {
+        let _s = Suspended::new();
+        let mut s = self.0.borrow_mut();
+        if let Some(e) = s.fail_unregister.take() {
+            return Err(e);
+        }
+        if !s.registered {
+            s.violations
+                .push("ops_unregister while not registered".into());
+        }
+        s.registered = false;
+        s.filter_updates += 1;
+        Ok(())
+    }
+
+    fn ftrace_off(&self) -> bool {
+        let _s = Suspended::new();
+        self.0.borrow().ftrace_off
     }
 
     fn publish(&self, table: Option<Table>) -> Result<Option<Table>> {

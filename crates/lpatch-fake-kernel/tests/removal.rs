@@ -180,43 +180,61 @@ fn patch_module_going_while_enabled_allocates_nothing() {
 /// the log says so, and the next state change takes them out.
 #[test]
 fn ftrace_failing_to_update_its_filter_on_disable_is_retried() {
-    let Machine {
-        k,
-        mut c,
-        v,
-        ta,
-        pa,
+    // A on two functions, B on a third: disabling A leaves B's (with none left, the ops
+    // would be unregistered instead of its filter updated).
+    let k = Fake::new();
+    let v = [
+        k.vmlinux_fn("cmdline_proc_show"),
+        k.vmlinux_fn("meminfo_proc_show"),
+        k.vmlinux_fn("version_proc_show"),
+    ];
+    let (pa, _) = k.module_live("lp_test_a", &[]);
+    let (pb, _) = k.module_live("lp_test_b", &[]);
+    let mut c = k.core();
+    let a_funcs: &[(&str, usize, usize)] =
+        &[("cmdline_proc_show", 0, 0), ("meminfo_proc_show", 0, 0)];
+    c.register(patch_desc(A, pa, "lp_test_a", &[(None, a_funcs)]))
+        .unwrap();
+    c.register(patch_desc(
+        B,
         pb,
-        ..
-    } = machine();
-    c.disable(B).unwrap();
+        "lp_test_b",
+        &[(None, &[("version_proc_show", 0, 0)])],
+    ))
+    .unwrap();
+    // Patches are disabled newest first: B, then A on top.
+    c.enable(B).unwrap();
+    c.enable(A).unwrap();
     k.clear_log();
     k.fail_next_filter_set(Error::ENOMEM);
     c.disable(A).unwrap();
     assert!(
-        k.filter().contains(&call_site(v[0])),
+        k.filter().contains(&call_site(v[1])),
         "the fake did not fail the update"
     );
-    for f in [v[0], v[1], ta] {
+    for f in [v[0], v[1]] {
         assert_eq!(k.call(f), f, "a disabled patch's replacement runs");
     }
+    assert_ne!(k.call(v[2]), v[2], "B's replacement no longer runs");
     assert!(
-        k.logged(&["3 unpatched functions", "ENOMEM", "retried"]),
+        k.logged(&["2 unpatched functions", "ENOMEM", "retried"]),
         "{:#?}",
         k.log()
     );
     k.check_invariants(&c, &[(pa, 1), (pb, 1)]);
 
-    // The next change (B enabled again) retries: only B's function stays.
-    c.enable(B).unwrap();
+    // The next change retries: A enabled and disabled again leaves only B's function.
+    c.enable(A).unwrap();
+    c.disable(A).unwrap();
     assert_eq!(
         k.filter().into_iter().collect::<Vec<_>>(),
-        [call_site(v[0])]
+        [call_site(v[2])]
     );
-    assert_ne!(k.call(v[0]), v[0]);
+    assert_ne!(k.call(v[2]), v[2]);
     assert_eq!(k.call(v[1]), v[1]);
     c.disable(B).unwrap();
     assert!(k.filter().is_empty());
+    assert!(!k.ops_registered());
     k.check_invariants(&c, &[(pa, 1), (pb, 1)]);
 }
 

@@ -8,6 +8,13 @@
 //! directory), and after the final disable no ftrace site is left and the original code
 //! runs. Needs a kernel with CONFIG_FAILSLAB, the debug kernel: `make test-debug` runs it, `make
 //! test` skips it (its name holds needs_debug_kernel); selected elsewhere it fails.
+//!
+//! Another patch (lp_test_c) stays enabled under each walk, so the core's ftrace_ops is
+//! registered throughout and the walked enables and disables are filter updates. The
+//! register of the ops itself (the first patched function) allocates ftrace's trampoline
+//! with module_alloc(), whose failure ftrace absorbs (its list function serves the ops)
+//! but reports with a stack dump; the host tests cover the core's side of that path
+//! (crates/lpatch-fake-kernel/tests/ftrace_ops.rs).
 
 use lpatch_tests::{vm, Facts};
 use lpatch_vm::{config_on, require_debug_kernel, Boot};
@@ -19,11 +26,13 @@ echo 0 > $F/verbose
 echo N > $F/ignore-gfp-wait
 ORIG=$(cat /proc/cmdline)
 same() { [ "$(cat /proc/cmdline)" = "$ORIG" ] && echo y || echo n; }
+run base insmod lp_test_c.ko func=version_proc_show
 run walk insmod lp_test_a.ko func=cmdline_proc_show repl=1 fail_walk=1
 show enabled cat $R/lp_test_a/enabled
 show cmdline cat /proc/cmdline
 show traced traced cmdline_proc_show
 run off sh -c "echo 0 > $R/lp_test_a/enabled"
+run base-off sh -c "echo 0 > $R/lp_test_c/enabled"
 show sites patched_sites
 show orig same
 "#;
@@ -109,11 +118,13 @@ fn needs_debug_kernel_every_allocation_failure_refuses_whole_or_applies_whole() 
         "no log line names the cause\n{}",
         f.report
     );
+    f.ok("base");
     f.ok("walk");
     f.eq("enabled", "1");
     f.eq("cmdline", "lp_test_a");
     f.eq("traced", "1");
     f.ok("off");
+    f.ok("base-off");
     f.eq("sites", "");
     f.eq("orig", "y");
 }
@@ -124,8 +135,11 @@ echo 0 > $F/verbose
 echo N > $F/ignore-gfp-wait
 ORIG=$(cat /proc/cmdline)
 same() { [ "$(cat /proc/cmdline)" = "$ORIG" ] && echo y || echo n; }
+run base insmod lp_test_c.ko func=version_proc_show
 run walk insmod lp_test_b.ko func=cmdline_proc_show repl=1 fail_walk=2
 show dirs ls $R
+run base-off sh -c "echo 0 > $R/lp_test_c/enabled"
+run last insmod lp_test_d.ko func=cmdline_proc_show repl=1 fail_walk=2
 show sites patched_sites
 show orig same
 "#;
@@ -135,7 +149,9 @@ show orig same
 /// allocation failing, for N = 1, 2, ... until no allocation is reached. lpatch allocates
 /// nothing there; ftrace's own filter update does (it copies the filter), and when that
 /// fails the core absorbs it: disable and unregister still succeed, the function runs its
-/// own code, and the next change takes it out of the filter. Needs CONFIG_FAILSLAB: the
+/// own code, and the next change takes it out of the filter. Then the same walk with no
+/// other patch enabled (lp_test_d): disabling the last patch unregisters the core's
+/// ftrace_ops instead, and nothing there allocates at all. Needs CONFIG_FAILSLAB: the
 /// debug kernel.
 #[test]
 fn needs_debug_kernel_removal_succeeds_with_every_allocation_failing() {
@@ -187,8 +203,23 @@ fn needs_debug_kernel_removal_succeeds_with_every_allocation_failing() {
         steps.len() - 1,
         run.kernel_log.matches("lpatch: ftrace cannot take").count()
     );
+    f.ok("base");
     f.ok("walk");
-    f.eq("dirs", "");
+    f.eq("dirs", "lp_test_c");
+    f.ok("base-off");
+    // The last patch's removal (the ops unregistered) reaches no allocation at all.
+    let last: Vec<&str> = run
+        .kernel_log
+        .lines()
+        .filter_map(|l| l.split_once("lp_test_d: removal walk ").map(|(_, r)| r))
+        .collect();
+    assert_eq!(
+        last,
+        ["1: not reached, disable 0, unregister 0"],
+        "{}",
+        f.report
+    );
+    f.ok("last");
     f.eq("sites", "");
     f.eq("orig", "y");
 }

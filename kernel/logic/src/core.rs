@@ -329,7 +329,13 @@ impl<K: Kernel> Core<K> {
             for obj in &mut p.objects {
                 obj.held = None;
             }
-            if e == Error::EBUSY {
+            if e == Error::EBUSY && self.k.ftrace_off() {
+                log_err!(
+                    self.k,
+                    "patch {}: ftrace is switched off (sysctl kernel.ftrace_enabled=0): no call can be redirected until it is 1 again",
+                    p.name
+                );
+            } else if e == Error::EBUSY {
                 log_err!(
                     self.k,
                     "patch {}: a function of it ({}) is already modified by another ftrace user (the in-kernel livepatch core, or a kprobe with a post handler)",

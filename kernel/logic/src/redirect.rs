@@ -5,9 +5,13 @@
 //! call site to current target is published (through RCU, by the kernel) for the ftrace
 //! handler, which reads it without locks ([`Table::target`]); changing which replacement is
 //! on top is one atomic store into the published table. All functions go through one
-//! ftrace_ops, registered for the core's lifetime, whose filter changes in batches: enabling
-//! or disabling a patch of N functions costs one ftrace update, not N, and never an
-//! unregister (RCU-tasks waits).
+//! ftrace_ops whose filter changes in batches: enabling or disabling a patch of N functions
+//! costs one ftrace update, not N. The ops is registered only while some function is
+//! redirected, as the in-kernel livepatch holds its ops: with nothing patched, ftrace is the
+//! kernel's alone again (`sysctl kernel.ftrace_enabled=0` works; a registered ops is
+//! permanent and refuses it). The first function redirected registers it (one ftrace
+//! update, as a filter change costs); the last one gone unregisters it, which waits for
+//! ftrace's RCU-tasks grace periods (~0.1 s): only the last disable pays that.
 //!
 //! This is the narrow interface the rest of the core uses: add and remove a batch.
 
@@ -118,7 +122,8 @@ impl Table {
 }
 
 /// The records. Lives in the core's locked state; the table it builds reaches the handler
-/// through the kernel ([`Kernel::publish`]).
+/// through the kernel ([`Kernel::publish`]), and the ftrace_ops is registered exactly while
+/// there are records.
 ///
 /// Adding allocates (and is refused whole when it cannot); removing never does: what a
 /// removal needs — the list of call sites handed to ftrace — is reserved by the add before
@@ -131,8 +136,10 @@ pub struct Redirector {
     /// Sorted by ip. Records with an empty stack are stale: routed through the filter
     /// still, with target 0.
     records: Vec<FuncRecord>,
-    /// Empty between calls; capacity for every record's call site plus the kernel's slot.
+    /// Empty between calls; capacity for every record's call site.
     sites: Vec<usize>,
+    /// Whether the kernel's ftrace_ops is registered ([`Kernel::ops_register`]).
+    registered: bool,
 }
 
 impl Redirector {
@@ -140,6 +147,7 @@ impl Redirector {
         Redirector {
             records: Vec::new(),
             sites: Vec::new(),
+            registered: false,
         }
     }
 
@@ -183,18 +191,25 @@ impl Redirector {
         }
         let total = self.records.len() + fresh.len();
         self.records.try_reserve(fresh.len()).map_err(|_| Error::ENOMEM)?;
-        // What a later removal hands to ftrace: every call site, and the kernel's slot.
-        self.sites.try_reserve(total + 1).map_err(|_| Error::ENOMEM)?;
+        // What a later removal hands to ftrace: every call site.
+        self.sites.try_reserve(total).map_err(|_| Error::ENOMEM)?;
 
         if !fresh.is_empty() {
             let all = self.records.iter().chain(fresh.iter()).map(|r| (r.ip, r.target()));
             let table = Table::build(total, all)?;
             let old = k.publish(Some(table))?;
-            if let Err(e) = k.filter_add(&mut fresh_ips) {
+            let routed = if self.registered {
+                k.filter_add(&mut fresh_ips)
+            } else {
+                // No records, so no ops: these are all the sites there are.
+                k.filter_set(&mut fresh_ips).and_then(|()| k.ops_register())
+            };
+            if let Err(e) = routed {
                 // Back to the old table: the old sites keep their targets.
                 drop(k.restore(old));
                 return Err(e);
             }
+            self.registered = true;
             drop(old);
             for rec in fresh {
                 let at = self.find(rec.ip).unwrap_or_else(|at| at);
@@ -234,21 +249,23 @@ impl Redirector {
     }
 
     /// Takes the records with no replacement out of the ftrace filter (one update: the
-    /// filter is set to the call sites still redirected) and out of the records. Their
-    /// targets are 0 already. If ftrace cannot update its filter, they stay — logged,
-    /// routed through the core to their own code — until a later call succeeds. Never
-    /// allocates: `sites` was reserved by [`Redirector::add`].
+    /// filter is set to the call sites still redirected; with none left, the ops is
+    /// unregistered instead) and out of the records. Their targets are 0 already. If
+    /// ftrace cannot update its filter, they stay — logged, routed through the core to
+    /// their own code — until a later call succeeds. Never allocates: `sites` was
+    /// reserved by [`Redirector::add`].
     fn drop_stale<K: Kernel>(&mut self, k: &K) {
         let stale = self.records.iter().filter(|r| r.stack.is_empty()).count();
         if stale == 0 {
             return;
         }
+        if stale == self.records.len() {
+            self.stop(k);
+            return;
+        }
         self.sites.clear();
-        let live = self.records.iter().filter(|r| !r.stack.is_empty()).map(|r| r.ip);
-        if core::iter::once(0)
-            .chain(live)
-            .any(|ip| push_reserved(&mut self.sites, ip).is_err())
-        {
+        let mut live = self.records.iter().filter(|r| !r.stack.is_empty()).map(|r| r.ip);
+        if live.any(|ip| push_reserved(&mut self.sites, ip).is_err()) {
             // Cannot happen: add reserved a slot per record, and one.
             log_err!(
                 k,
@@ -268,6 +285,27 @@ impl Redirector {
                 Count(stale, "unpatched function"),
                 e
             ),
+        }
+    }
+
+    /// Nothing is redirected any more: unregisters the ftrace_ops (after which no handler
+    /// runs: ftrace waits for them) and frees the table. Never allocates. If ftrace
+    /// refuses, the records stay, unredirected, and the next change tries again.
+    fn stop<K: Kernel>(&mut self, k: &K) {
+        if let Err(e) = k.ops_unregister() {
+            log_warn!(
+                k,
+                "ftrace cannot unregister lpatch's ftrace_ops ({}): {} stay routed through it, to their own code; retried at the next change",
+                e,
+                Count(self.records.len(), "unpatched function")
+            );
+            return;
+        }
+        self.registered = false;
+        self.records.clear();
+        // Unpublishing allocates nothing; the old table is freed after a grace period.
+        if let Ok(old) = k.publish(None) {
+            drop(old);
         }
     }
 }

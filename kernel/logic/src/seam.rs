@@ -78,14 +78,23 @@ pub trait Kernel {
     /// never found). `accept` runs before the reference is taken.
     fn find_loaded(&self, name: &str, accept: &dyn Fn(Self::Module, bool) -> bool) -> Result<Option<Self::ModRef>>;
 
-    /// Adds call sites to the core's ftrace filter (one ftrace update for the batch; sites
-    /// already there stay). An error leaves the filter as it was.
+    /// Adds call sites to the core's ftrace filter (one ftrace update for the batch when the
+    /// ops is registered; sites already there stay). An error leaves the filter as it was.
     fn filter_add(&self, ips: &mut [usize]) -> Result;
-    /// Sets the filter to exactly `sites[1..]`, besides the kernel's own permanent entry,
-    /// which it may write into `sites[0]` (ftrace takes a filter as one array): one ftrace
-    /// update. An error (ftrace copies its filter to change it, and may run out of
-    /// memory) leaves the filter as it was. Never allocates on the core's side.
+    /// Sets the filter to exactly `sites` (not empty: an empty filter would trace every
+    /// function): one ftrace update when the ops is registered. An error (ftrace copies its
+    /// filter to change it, and may run out of memory) leaves the filter as it was. Never
+    /// allocates on the core's side.
     fn filter_set(&self, sites: &mut [usize]) -> Result;
+    /// Registers the core's ftrace_ops with the filter set: from now on calls of those
+    /// sites reach the handler (one ftrace update). EBUSY when ftrace refuses: it is
+    /// switched off ([`Kernel::ftrace_off`]) or another ftrace user modifies one of them.
+    fn ops_register(&self) -> Result;
+    /// Unregisters it; when this returns no handler call is running (ftrace waits for
+    /// them). Never allocates.
+    fn ops_unregister(&self) -> Result;
+    /// Whether ftrace is switched off (`sysctl kernel.ftrace_enabled=0`).
+    fn ftrace_off(&self) -> bool;
 
     /// Reads `buf.len()` bytes at `addr` (EFAULT if they cannot be read).
     fn read_mem(&self, addr: usize, buf: &mut [u8]) -> Result;

@@ -1,4 +1,9 @@
-//! The global allocator: kmalloc/krealloc/kfree through the C glue.
+//! The global allocator: kvmalloc/kvrealloc/kvfree through the C glue.
+//!
+//! kvmalloc, not kmalloc: what grows with a patch (its descriptions, the records, the
+//! handler's table: ~800 KiB at 10,000 functions) need not be physically contiguous, so a
+//! large patch does not depend on finding high-order pages on a fragmented machine. Small
+//! blocks are kmalloc's all the same.
 //!
 //! Every allocation in the core must be fallible: the crate is built with
 //! `--cfg no_global_oom_handling`, so only the `try_*` APIs of `alloc` exist.
@@ -8,10 +13,11 @@ use core::alloc::{GlobalAlloc, Layout};
 
 /// kmalloc's guaranteed alignment for any size (ARCH_KMALLOC_MINALIGN on x86_64).
 const MIN_ALIGN: usize = 8;
-/// kmalloc aligns power-of-two sizes naturally up to a page; past that we do not go.
+/// kmalloc aligns power-of-two sizes naturally up to a page (vmalloc: to a page); past that
+/// we do not go.
 const MAX_ALIGN: usize = 4096;
 
-/// The size to ask kmalloc for so the result honours `layout.align()`.
+/// The size to ask kvmalloc for so the result honours `layout.align()`.
 fn kmalloc_size(layout: Layout) -> Option<usize> {
     let size = layout.size().max(1);
     if layout.align() <= MIN_ALIGN {
@@ -28,21 +34,25 @@ pub struct KernelAllocator;
 unsafe impl GlobalAlloc for KernelAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         match kmalloc_size(layout) {
-            // SAFETY: kmalloc with GFP_KERNEL may sleep; the core allocates only in process
+            // SAFETY: kvmalloc with GFP_KERNEL may sleep; the core allocates only in process
             // context (module init, sysfs stores, module notifier, API calls).
-            Some(size) => unsafe { ffi::lpatch_kmalloc(size) as *mut u8 },
+            Some(size) => unsafe { ffi::lpatch_kvmalloc(size) as *mut u8 },
             None => core::ptr::null_mut(),
         }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, _layout: Layout) {
-        // SAFETY: ptr came from kmalloc/krealloc above (GlobalAlloc's contract).
-        unsafe { ffi::kfree(ptr as *const core::ffi::c_void) }
+        // SAFETY: ptr came from kvmalloc/kvrealloc above (GlobalAlloc's contract); the core
+        // frees in process context only.
+        unsafe { ffi::kvfree(ptr as *const core::ffi::c_void) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let Some(old) = kmalloc_size(layout) else {
+            return core::ptr::null_mut();
+        };
         if layout.align() > MIN_ALIGN {
-            // krealloc keeps only kmalloc's minimum alignment: allocate, copy, free.
+            // Grown or shrunk, the block must keep its alignment: allocate, copy, free.
             let Ok(new_layout) = Layout::from_size_align(new_size, layout.align()) else {
                 return core::ptr::null_mut();
             };
@@ -56,7 +66,8 @@ unsafe impl GlobalAlloc for KernelAllocator {
                 return new;
             }
         }
-        // SAFETY: ptr came from kmalloc/krealloc; krealloc keeps the old block on failure.
-        unsafe { ffi::lpatch_krealloc(ptr as *mut core::ffi::c_void, new_size.max(1)) as *mut u8 }
+        // SAFETY: ptr came from kvmalloc/kvrealloc, `old` bytes long (the size asked for
+        // it); kvrealloc copies min(old, new) bytes and keeps the old block on failure.
+        unsafe { ffi::lpatch_kvrealloc(ptr as *mut core::ffi::c_void, old, new_size.max(1)) as *mut u8 }
     }
 }

@@ -9,10 +9,11 @@ mod generated {
 pub use generated::*;
 
 extern "C" {
-    /// kmalloc(size, GFP_KERNEL).
-    pub fn lpatch_kmalloc(size: usize) -> *mut core::ffi::c_void;
-    /// krealloc(p, size, GFP_KERNEL).
-    pub fn lpatch_krealloc(p: *mut core::ffi::c_void, size: usize) -> *mut core::ffi::c_void;
+    /// kvmalloc(size, GFP_KERNEL): kmalloc, or vmalloc past what kmalloc finds.
+    pub fn lpatch_kvmalloc(size: usize) -> *mut core::ffi::c_void;
+    /// kvrealloc(p, old, size, GFP_KERNEL): a new block and a copy when growing (the old
+    /// one kept on failure), `p` itself when not.
+    pub fn lpatch_kvrealloc(p: *mut core::ffi::c_void, old: usize, size: usize) -> *mut core::ffi::c_void;
     /// BUG(): the end of a Rust panic. It never returns, but is declared as returning so the
     /// caller can end with `ud2` where objtool expects the function to end.
     pub fn lpatch_bug();
@@ -25,6 +26,7 @@ extern "C" {
     pub fn lpatch_preempt_disable();
     pub fn lpatch_preempt_enable();
     pub fn lpatch_synchronize_tasks();
+    pub fn lpatch_sync_cpus();
     pub fn lpatch_start_kernel() -> core::ffi::c_ulong;
     pub fn lpatch_mutex_lock(m: *mut core::ffi::c_void);
     pub fn lpatch_mutex_unlock(m: *mut core::ffi::c_void);
@@ -45,7 +47,6 @@ extern "C" {
     ) -> core::ffi::c_int;
     pub fn lpatch_ftrace_register() -> core::ffi::c_int;
     pub fn lpatch_ftrace_unregister() -> core::ffi::c_int;
-    pub fn lpatch_ftrace_anchor();
     pub fn lpatch_module_notifier(on: core::ffi::c_int) -> core::ffi::c_int;
     pub fn lpatch_sysfs_add_attrs(kobj: *mut kobject, kind: core::ffi::c_int) -> core::ffi::c_int;
     pub fn lpatch_kernel_kobj() -> *mut kobject;

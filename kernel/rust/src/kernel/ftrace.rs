@@ -1,5 +1,5 @@
-//! The glue's single ftrace_ops (IPMODIFY, permanent): its filter, its registration, and
-//! the redirection table its handler reads.
+//! The glue's single ftrace_ops (IPMODIFY, PERMANENT while registered): its filter, its
+//! registration, and the redirection table its handler reads.
 
 use super::ffi;
 use super::rcu::RcuPtr;
@@ -19,29 +19,32 @@ pub fn filter_add(ips: &mut [usize], reset: bool) -> Result {
         .map(|_| ())
 }
 
-/// The glue's ftrace_ops, registered for the core's lifetime with the glue's anchor
-/// function in its filter (so the filter is never empty); unregistered on drop.
+/// The glue's ftrace_ops, registered: its handler runs for the call sites of its filter
+/// (which the caller set, not empty). Unregistered by [`OpsReg::unregister`], or on drop.
 pub struct OpsReg(());
 
 impl OpsReg {
-    /// `anchor_ip`: the anchor's ftrace call site.
-    pub fn register(anchor_ip: usize) -> Result<OpsReg> {
-        filter_add(&mut [anchor_ip], true)?;
-        // SAFETY: registers the glue's static ftrace_ops, whose filter was just set.
+    pub fn register() -> Result<OpsReg> {
+        // SAFETY: registers the glue's static ftrace_ops; the caller set its filter.
         Error::check(unsafe { ffi::lpatch_ftrace_register() })?;
         Ok(OpsReg(()))
+    }
+
+    /// Unregisters; on failure the ops stays registered and comes back.
+    pub fn unregister(self) -> core::result::Result<(), (OpsReg, Error)> {
+        let this = core::mem::ManuallyDrop::new(self);
+        // SAFETY: registered (we hold the registration); ftrace waits for running handlers
+        // before returning, so nothing calls into the core afterwards.
+        match Error::check(unsafe { ffi::lpatch_ftrace_unregister() }) {
+            Ok(_) => Ok(()),
+            Err(e) => Err((core::mem::ManuallyDrop::into_inner(this), e)),
+        }
     }
 }
 
 impl Drop for OpsReg {
     fn drop(&mut self) {
-        // SAFETY: registered in `register`; ftrace waits for running handlers before
-        // returning, so nothing calls into the core afterwards.
+        // SAFETY: as in `unregister`.
         unsafe { ffi::lpatch_ftrace_unregister() };
     }
-}
-
-/// The glue's anchor function (never called).
-pub fn anchor_addr() -> usize {
-    ffi::lpatch_ftrace_anchor as *const () as usize
 }

@@ -25,14 +25,23 @@ pub struct Kallsyms {
     text_poke_sync: TextPokeSync,
     /// text_mutex, which text_poke's callers hold.
     text_mutex: usize,
+    /// ftrace's `int ftrace_enabled` (sysctl kernel.ftrace_enabled).
+    ftrace_enabled: usize,
     /// How far KASLR moved the kernel from its link-time address.
     pub kaslr_offset: usize,
 }
 
 fn kprobe_lookup_name() -> Result<LookupName> {
-    // SAFETY: an all-zero kprobe is its documented initial state; we set only symbol_name.
+    // SAFETY: an all-zero kprobe is its documented initial state; we set only symbol_name
+    // and flags.
     let mut kp: ffi::kprobe = unsafe { core::mem::zeroed() };
     kp.symbol_name = c"kallsyms_lookup_name".as_ptr();
+    // Registered disabled: kprobes resolves the address but never arms the probe, so ftrace
+    // is not touched. (Armed, it is an ftrace-based probe; registered and unregistered while
+    // sysctl kernel.ftrace_enabled=0, 6.1 leaves a stale flag on kallsyms_lookup_name's
+    // ftrace record, and the next time the last ftrace_ops goes — ours, when the last patch
+    // is disabled — ftrace's sanity check WARNs and kills ftrace for good.)
+    kp.flags = ffi::KPROBE_FLAG_DISABLED;
     // SAFETY: kp lives until unregister_kprobe below; the kprobe has no handlers, so it
     // never fires into us.
     let ret = unsafe { ffi::register_kprobe(&mut kp) };
@@ -79,6 +88,7 @@ impl Kallsyms {
                 text_poke: core::mem::transmute::<usize, TextPoke>(lookup(f, c"text_poke")?),
                 text_poke_sync: core::mem::transmute::<usize, TextPokeSync>(lookup(f, c"text_poke_sync")?),
                 text_mutex: lookup(f, c"text_mutex")?,
+                ftrace_enabled: lookup(f, c"ftrace_enabled")?,
                 kaslr_offset: text.wrapping_sub(ffi::lpatch_start_kernel() as usize),
             })
         }
@@ -122,6 +132,13 @@ impl Kallsyms {
             (self.text_poke)(addr as *mut c_void, bytes.as_ptr().cast(), bytes.len());
             ffi::lpatch_mutex_unlock(self.text_mutex as *mut c_void);
         }
+    }
+
+    /// Whether ftrace is switched on (sysctl kernel.ftrace_enabled).
+    pub fn ftrace_enabled(&self) -> bool {
+        // SAFETY: ftrace_enabled is a static int of vmlinux, always mapped; the sysctl
+        // writes it under ftrace_lock, and a racy read of an aligned int is one load.
+        unsafe { core::ptr::read_volatile(self.ftrace_enabled as *const c_int) != 0 }
     }
 
     /// Makes every CPU see code text_poke wrote (a serialising IPI to each).

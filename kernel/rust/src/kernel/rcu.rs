@@ -1,8 +1,18 @@
 //! A pointer published to lockless readers: writers swap it under the core's lock and free
-//! the old value only after an RCU grace period; readers (the ftrace handler, preemption
+//! the old value only after a grace period; readers (the ftrace handler, preemption
 //! disabled) follow it without locks.
+//!
+//! The grace period is RCU-sched's, enforced rather than observed: every online CPU is made
+//! to schedule ([`sync_cpus`]). A reader runs with preemption disabled from before it loads
+//! the pointer until it is done with the value, and a CPU schedules only outside such a
+//! section, so once each CPU has scheduled after the swap no reader can hold the old value.
+//! `synchronize_rcu()` is not enough: it does not wait for CPUs where RCU is not watching
+//! (the idle loop between `ct_idle_enter()` and `ct_idle_exit()`, the entry code), and on
+//! 6.1 functions called there — `arch_cpu_idle()`, a cpuidle driver's `enter()`,
+//! `tick_check_broadcast_expired()` in `cpu_idle_poll()` — are traceable, so patchable: a
+//! handler running there could read a table freed under it.
 
-use super::sync::synchronize_rcu;
+use super::sync::sync_cpus;
 use alloc::boxed::Box;
 use core::ptr;
 use core::sync::atomic::{AtomicPtr, Ordering};
@@ -11,7 +21,7 @@ pub struct RcuPtr<T> {
     p: AtomicPtr<T>,
 }
 
-/// Proof that the caller is in an RCU read-side section (preemption disabled).
+/// Proof that the caller is in a read-side section (preemption disabled).
 pub struct RcuReader(());
 
 impl RcuReader {
@@ -77,9 +87,9 @@ impl<T> Retired<T> {
 impl<T> Drop for Retired<T> {
     fn drop(&mut self) {
         if !self.0.is_null() {
-            synchronize_rcu();
-            // SAFETY: the pointer came from Box::into_raw in `replace`; after the grace
-            // period no reader can still hold it.
+            sync_cpus();
+            // SAFETY: the pointer came from Box::into_raw in `replace`; after every CPU
+            // scheduled no reader can still hold it (see the module's documentation).
             drop(unsafe { Box::from_raw(self.0) });
         }
     }

@@ -11,34 +11,26 @@ use super::print::{self, Level as PrintLevel};
 use super::rcu::Retired;
 use super::sysfs::Dir;
 use alloc::boxed::Box;
+use core::cell::Cell;
 use core::fmt;
 use lpatch_logic::error::{Error, Result};
 use lpatch_logic::fallible::try_format;
 use lpatch_logic::seam::{DirKind, Kernel, Level, Table};
 
 /// The running kernel, as the core uses it: the unexported functions found through
-/// kallsyms, and the glue's ftrace_ops, registered for as long as this lives.
+/// kallsyms, and the glue's ftrace_ops while the core has it registered (unregistered, if
+/// it still is, when this goes).
 pub struct Real {
     syms: Kallsyms,
-    /// The anchor's call site: in the filter for as long as the ops is registered.
-    anchor: usize,
-    _ops: OpsReg,
+    ops: Cell<Option<OpsReg>>,
 }
 
 impl Real {
-    /// Finds what the core needs and registers the ftrace_ops (with the glue's anchor
-    /// function in its filter, so that filter is never empty).
+    /// Finds what the core needs.
     pub fn start() -> Result<Real> {
-        let syms = Kallsyms::init()?;
-        let anchor = syms.ftrace_location(ftrace::anchor_addr()).ok_or_else(|| {
-            pr_err!("the glue's anchor function is not traceable: is this kernel built with ftrace?");
-            Error::ENODEV
-        })?;
-        let ops = OpsReg::register(anchor)?;
         Ok(Real {
-            syms,
-            anchor,
-            _ops: ops,
+            syms: Kallsyms::init()?,
+            ops: Cell::new(None),
         })
     }
 }
@@ -105,12 +97,33 @@ impl Kernel for Real {
     }
 
     fn filter_set(&self, sites: &mut [usize]) -> Result {
-        // The slot the seam leaves us: the anchor stays, whatever else goes.
-        let Some(first) = sites.first_mut() else {
+        // An empty filter means "every function": never hand ftrace one.
+        if sites.is_empty() {
             return Err(Error::EINVAL);
-        };
-        *first = self.anchor;
+        }
         ftrace::filter_add(sites, true)
+    }
+
+    fn ops_register(&self) -> Result {
+        match self.ops.take() {
+            Some(reg) => self.ops.set(Some(reg)),
+            None => self.ops.set(Some(OpsReg::register()?)),
+        }
+        Ok(())
+    }
+
+    fn ops_unregister(&self) -> Result {
+        match self.ops.take().map(OpsReg::unregister) {
+            Some(Err((reg, e))) => {
+                self.ops.set(Some(reg));
+                Err(e)
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn ftrace_off(&self) -> bool {
+        !self.syms.ftrace_enabled()
     }
 
     fn read_mem(&self, addr: usize, buf: &mut [u8]) -> Result {

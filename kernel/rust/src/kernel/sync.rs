@@ -56,16 +56,20 @@ impl<T> Drop for Guard<'_, T> {
 }
 
 /// Waits until no task can still be running code it entered before the call, short of code
-/// that sleeps voluntarily: an RCU grace period (ftrace handlers, interrupts, whatever runs
-/// with preemption disabled), then an RCU-tasks one (a task preempted anywhere, until it
-/// switches voluntarily or runs in user mode).
+/// that sleeps voluntarily: every CPU schedules ([`sync_cpus`]: ftrace handlers, interrupts,
+/// whatever runs with preemption disabled, idle CPUs included), then an RCU-tasks grace
+/// period (a task preempted anywhere, until it switches voluntarily or runs in user mode).
 pub fn synchronize_tasks() {
     // SAFETY: may sleep; called in process context only.
     unsafe { ffi::lpatch_synchronize_tasks() };
 }
 
-/// Waits for every RCU reader (every ftrace handler call with preemption disabled) to finish.
-pub fn synchronize_rcu() {
-    // SAFETY: may sleep; called in process context only.
-    unsafe { ffi::synchronize_rcu() };
+/// Waits until every online CPU has scheduled: every ftrace handler call (preemption
+/// disabled throughout) that began before has returned, on every CPU — including the ones
+/// in the idle loop or on the entry paths, where RCU is not watching and
+/// `synchronize_rcu()` would not wait for them. Never allocates.
+pub fn sync_cpus() {
+    // SAFETY: may sleep; called in process context, with the core's lock held (the glue's
+    // works have one user at a time).
+    unsafe { ffi::lpatch_sync_cpus() };
 }
