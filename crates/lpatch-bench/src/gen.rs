@@ -1,26 +1,86 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! The generated modules of the enable-time benchmark (P2), written as C sources and a
 //! Kbuild file into one directory:
-//! - `lpb_target`: [`TARGET_FUNCS`] small traceable functions `lpb_f_NNNN(x)` returning
-//!   `x + NNNN`, and three proc files: `/proc/lpb_clock` (ktime_get_ns), `/proc/lpb_probe`
-//!   (calls `lpb_f_0000(0)`, then reads the clock: "<ns> <value>") and `/proc/lpb_check`
-//!   (calls every function with 0: "<patched> <leading patched run> <wrong>").
-//! - per size N: `lpb_lp_N` (an lpatch patch of the first N functions), `lpb_klp_N` (the same
-//!   as a klp patch) and `lpb_raw_N` (a control: one ftrace_ops for all N, set up with
-//!   `ftrace_set_filter_ips` and one `register_ftrace_function`). A replacement returns
-//!   `x + NNNN + PATCH_DELTA`. `load_only=1` makes the lpatch and klp modules load
-//!   without registering anything: the load-only control.
+//! - two targets, each of small traceable functions `lpb_f_NNNN(x)` returning `x + NNNN`
+//!   (as many digits as the last index needs, at least 4), a table of them, and three proc
+//!   files: `/proc/lpb_clock` (ktime_get_ns), `/proc/lpb_probe` (calls the first function
+//!   with 0, then reads the clock: "<ns> <value>") and `/proc/lpb_check` (calls every
+//!   function with 0: "<patched> <leading patched run> <wrong>"). [`SMALL`] (`lpb_target`,
+//!   1,000 functions) serves the sizes up to 1,000, as it always has, so their figures stay
+//!   comparable from run to run; [`BIG`] (`lpb_target_big`, 10,000) the sizes above. A guest
+//!   loads one of them (their proc files share names), so a boot patches one target.
+//! - per size N: `lpb_lp_N` (an lpatch patch of the first N functions of the size's
+//!   target), `lpb_klp_N` (the same as a klp patch) and `lpb_raw_N` (a control: one
+//!   ftrace_ops for all N, set up with `ftrace_set_filter_ips` and one
+//!   `register_ftrace_function`). A replacement returns `x + NNNN + PATCH_DELTA`.
+//!   `load_only=1` makes the lpatch and klp modules load without registering anything: the
+//!   load-only control. The lpatch module also takes `register_only=1` (register, do not
+//!   enable: rmmod then unregisters it) and `cycle=1` (its init first registers, enables,
+//!   disables and unregisters the patch, checking every function after the enable and the
+//!   disable, then registers and enables it as usual).
 
+use crate::plan::Core;
 use std::fmt::Write as _;
 use std::fs;
 use std::io;
 use std::path::Path;
 
-/// Functions in the target module: the largest patch size.
-pub const TARGET_FUNCS: usize = 1000;
+/// A generated target module.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Target {
+    /// Its module name (the patches' object name).
+    pub module: &'static str,
+    /// Its functions: the largest patch size it serves.
+    pub funcs: usize,
+    /// The exported table of its functions, in index order.
+    pub table: &'static str,
+}
+
+/// The target of sizes up to 1,000 (`make bench`'s 1, 100, 1000 and the quick variant).
+pub const SMALL: Target = Target {
+    module: "lpb_target",
+    funcs: 1000,
+    table: "lpb_funcs",
+};
+/// The target of sizes above [`SMALL`]'s: only boots of such sizes load it, so a bigger
+/// target costs the smaller sizes nothing (ftrace walks every record of every module on
+/// each filter update, and the target's module load is in the guest's work).
+pub const BIG: Target = Target {
+    module: "lpb_target_big",
+    funcs: 10_000,
+    table: "lpb_big_funcs",
+};
+/// Functions in the small target.
+pub const TARGET_FUNCS: usize = SMALL.funcs;
+/// The largest patch size.
+pub const MAX_SIZE: usize = BIG.funcs;
 /// What a replacement adds to the original's result.
 pub const PATCH_DELTA: i64 = 100_000;
-pub const TARGET_MODULE: &str = "lpb_target";
+/// The small target's module name.
+pub const TARGET_MODULE: &str = SMALL.module;
+
+/// The target that serves patches of `n` functions (None: 0 or over [`MAX_SIZE`]).
+pub fn target_for(n: usize) -> Option<Target> {
+    [SMALL, BIG]
+        .into_iter()
+        .find(|t| (1..=t.funcs).contains(&n))
+}
+
+fn target_of(n: usize) -> Target {
+    target_for(n).unwrap_or_else(|| panic!("patch size {n} out of 1..={MAX_SIZE}"))
+}
+
+impl Target {
+    /// Digits of a function's index in its names: enough for the last one, at least 4
+    /// (4 for both targets: lpb_f_0000 to lpb_f_0999, and to lpb_f_9999).
+    pub fn digits(self) -> usize {
+        (self.funcs.max(1) - 1).to_string().len().max(4)
+    }
+    /// The name of function `i`.
+    pub fn func(self, i: usize) -> String {
+        format!("lpb_f_{i:0w$}", w = self.digits())
+    }
+}
 
 pub fn lp_module(n: usize) -> String {
     format!("lpb_lp_{n}")
@@ -31,6 +91,14 @@ pub fn klp_module(n: usize) -> String {
 pub fn raw_module(n: usize) -> String {
     format!("lpb_raw_{n}")
 }
+/// The patch module of `core` for `n` functions.
+pub fn patch_module(core: Core, n: usize) -> String {
+    match core {
+        Core::Lpatch => lp_module(n),
+        Core::Klp => klp_module(n),
+        Core::Raw => raw_module(n),
+    }
+}
 
 fn header(what: &str) -> String {
     format!(
@@ -39,25 +107,26 @@ fn header(what: &str) -> String {
     )
 }
 
-/// The target module's source.
-pub fn target_source() -> String {
-    let n = TARGET_FUNCS;
+/// A target module's source.
+pub fn target_source(t: Target) -> String {
+    let n = t.funcs;
+    let tab = t.table;
     let mut s = header(&format!("a target of {n} small traceable functions"));
     s.push_str(
         "#include <linux/kernel.h>\n#include <linux/ktime.h>\n#include <linux/module.h>\n\
          #include <linux/proc_fs.h>\n#include <linux/seq_file.h>\n\n",
     );
     for i in 0..n {
-        let _ = writeln!(s, "noinline int lpb_f_{i:04}(int x) {{ return x + {i}; }}");
+        let _ = writeln!(s, "noinline int {}(int x) {{ return x + {i}; }}", t.func(i));
     }
-    let _ = writeln!(s, "\nint (*const lpb_funcs[{n}])(int) = {{");
+    let _ = writeln!(s, "\nint (*const {tab}[{n}])(int) = {{");
     for i in 0..n {
-        let _ = writeln!(s, "\tlpb_f_{i:04},");
+        let _ = writeln!(s, "\t{},", t.func(i));
     }
     let _ = write!(
         s,
         r#"}};
-EXPORT_SYMBOL_GPL(lpb_funcs);
+EXPORT_SYMBOL_GPL({tab});
 
 static int lpb_clock_show(struct seq_file *m, void *v)
 {{
@@ -67,7 +136,7 @@ static int lpb_clock_show(struct seq_file *m, void *v)
 
 static int lpb_probe_show(struct seq_file *m, void *v)
 {{
-	int value = lpb_funcs[0](0);
+	int value = {tab}[0](0);
 	u64 now = ktime_get_ns();
 
 	seq_printf(m, "%llu %d\n", now, value);
@@ -80,7 +149,7 @@ static int lpb_check_show(struct seq_file *m, void *v)
 	bool in_lead = true;
 
 	for (i = 0; i < {n}; i++) {{
-		int r = lpb_funcs[i](0);
+		int r = {tab}[i](0);
 
 		if (r == i + {delta}) {{
 			patched++;
@@ -125,11 +194,13 @@ MODULE_DESCRIPTION("lpatch-bench: {n} functions to patch");
     s
 }
 
-fn replacements(s: &mut String, n: usize) {
+/// The replacements of the first `n` functions of `t`: `lpb_new_NNNN`.
+fn replacements(s: &mut String, t: Target, n: usize) {
+    let w = t.digits();
     for i in 0..n {
         let _ = writeln!(
             s,
-            "static noinline int lpb_new_{i:04}(int x) {{ return x + {i} + {PATCH_DELTA}; }}"
+            "static noinline int lpb_new_{i:0w$}(int x) {{ return x + {i} + {PATCH_DELTA}; }}"
         );
     }
     s.push('\n');
@@ -139,35 +210,61 @@ const LOAD_ONLY_PARAM: &str = "static bool load_only;\n\
 module_param(load_only, bool, 0444);\n\
 MODULE_PARM_DESC(load_only, \"load without registering anything (the load-only control)\");\n\n";
 
-/// An lpatch patch of the first `n` functions.
-pub fn lp_source(n: usize) -> String {
-    let mut s = header(&format!(
-        "an lpatch patch of {n} functions of {TARGET_MODULE}"
-    ));
-    s.push_str("#include <linux/module.h>\n#include <lpatch.h>\n\n");
-    s.push_str(LOAD_ONLY_PARAM);
-    replacements(&mut s, n);
-    s.push_str("static struct lp_func funcs[] = {\n");
+/// The `{ .old_name = "lpb_f_NNNN", .new_func = lpb_new_NNNN },` lines of a patch.
+fn func_entries(s: &mut String, t: Target, n: usize) {
+    let w = t.digits();
     for i in 0..n {
         let _ = writeln!(
             s,
-            "\t{{ .old_name = \"lpb_f_{i:04}\", .new_func = lpb_new_{i:04} }},"
+            "\t{{ .old_name = \"{}\", .new_func = lpb_new_{i:0w$} }},",
+            t.func(i)
         );
     }
+}
+
+/// An lpatch patch of the first `n` functions.
+pub fn lp_source(n: usize) -> String {
+    let t = target_of(n);
+    let (target, tab) = (t.module, t.table);
+    let mut s = header(&format!("an lpatch patch of {n} functions of {target}"));
+    s.push_str("#include <linux/module.h>\n#include <lpatch.h>\n\n");
+    s.push_str(LOAD_ONLY_PARAM);
+    s.push_str(
+        "static bool register_only;\n\
+module_param(register_only, bool, 0444);\n\
+MODULE_PARM_DESC(register_only, \"register the patch without enabling it (rmmod then unregisters it)\");\n\
+static bool cycle;\n\
+module_param(cycle, bool, 0444);\n\
+MODULE_PARM_DESC(cycle, \"first register, enable, disable and unregister the patch, checking every function after the enable and after the disable; then register and enable it as usual\");\n\n",
+    );
+    let _ = writeln!(s, "#define N {n}\nextern int (*const {tab}[])(int);\n");
+    replacements(&mut s, t, n);
+    s.push_str("static struct lp_func funcs[] = {\n");
+    func_entries(&mut s, t, n);
     let _ = write!(
         s,
         r#"	{{ }}
 }};
-static struct lp_object objs[] = {{ {{ .name = "{TARGET_MODULE}", .funcs = funcs }}, {{ }} }};
+static struct lp_object objs[] = {{ {{ .name = "{target}", .funcs = funcs }}, {{ }} }};
 static struct lp_patch patch = {{ .mod = THIS_MODULE, .objs = objs }};
 static bool registered;
 
-static int __init lpb_lp_init(void)
+/* How many of the N functions return their replacement's value. */
+static int lpb_lp_patched(void)
 {{
-	int ret;
+	int i, patched = 0;
 
-	if (load_only)
-		return 0;
+	for (i = 0; i < N; i++)
+		if ({tab}[i](0) == i + {PATCH_DELTA})
+			patched++;
+	return patched;
+}}
+
+/* cycle=1: register, enable, disable, unregister, each function checked in between. */
+static int lpb_lp_cycle(void)
+{{
+	int ret, on, off, dis, unreg;
+
 	ret = lp_register_patch(&patch);
 	if (ret)
 		return ret;
@@ -176,10 +273,44 @@ static int __init lpb_lp_init(void)
 		lp_unregister_patch(&patch);
 		return ret;
 	}}
+	on = lpb_lp_patched();
+	dis = lp_disable_patch(&patch);
+	off = lpb_lp_patched();
+	unreg = lp_unregister_patch(&patch);
+	pr_info(KBUILD_MODNAME ": cycle: enabled, %d of %d functions patched; disable %d, then %d patched; unregister %d\n",
+		on, N, dis, off, unreg);
+	if (dis || unreg)
+		return dis ? dis : unreg;
+	return on == N && off == 0 ? 0 : -EINVAL;
+}}
+
+static int __init lpb_lp_init(void)
+{{
+	int ret;
+
+	if (load_only)
+		return 0;
+	if (cycle) {{
+		ret = lpb_lp_cycle();
+		if (ret)
+			return ret;
+	}}
+	ret = lp_register_patch(&patch);
+	if (ret)
+		return ret;
 	registered = true;
+	if (register_only)
+		return 0;
+	ret = lp_enable_patch(&patch);
+	if (ret) {{
+		lp_unregister_patch(&patch);
+		registered = false;
+		return ret;
+	}}
 	return 0;
 }}
 
+/* Runs only for a patch never enabled: an enabled one pins its module for good. */
 static void __exit lpb_lp_exit(void)
 {{
 	if (registered)
@@ -197,22 +328,19 @@ MODULE_DESCRIPTION("lpatch-bench: lpatch patch of {n} functions");
 
 /// A klp patch of the first `n` functions.
 pub fn klp_source(n: usize) -> String {
-    let mut s = header(&format!("a klp patch of {n} functions of {TARGET_MODULE}"));
+    let t = target_of(n);
+    let target = t.module;
+    let mut s = header(&format!("a klp patch of {n} functions of {target}"));
     s.push_str("#include <linux/livepatch.h>\n#include <linux/module.h>\n\n");
     s.push_str(LOAD_ONLY_PARAM);
-    replacements(&mut s, n);
+    replacements(&mut s, t, n);
     s.push_str("static struct klp_func funcs[] = {\n");
-    for i in 0..n {
-        let _ = writeln!(
-            s,
-            "\t{{ .old_name = \"lpb_f_{i:04}\", .new_func = lpb_new_{i:04} }},"
-        );
-    }
+    func_entries(&mut s, t, n);
     let _ = write!(
         s,
         r#"	{{ }}
 }};
-static struct klp_object objs[] = {{ {{ .name = "{TARGET_MODULE}", .funcs = funcs }}, {{ }} }};
+static struct klp_object objs[] = {{ {{ .name = "{target}", .funcs = funcs }}, {{ }} }};
 static struct klp_patch patch = {{ .mod = THIS_MODULE, .objs = objs }};
 
 static int __init lpb_klp_init(void)
@@ -240,15 +368,22 @@ MODULE_DESCRIPTION("lpatch-bench: klp patch of {n} functions");
 /// replacement by binary search over the sorted call sites. With fentry and no IBT (this
 /// kernel's configuration) a function's ftrace call site is its first byte. rmmod removes it.
 pub fn raw_source(n: usize) -> String {
+    let t = target_of(n);
     let mut s = header(&format!(
-        "a control: one raw ftrace_ops for {n} functions of {TARGET_MODULE}"
+        "a control: one raw ftrace_ops for {n} functions of {}",
+        t.module
     ));
     s.push_str("#include <linux/ftrace.h>\n#include <linux/module.h>\n#include <linux/sort.h>\n\n");
-    let _ = writeln!(s, "#define N {n}\nextern int (*const lpb_funcs[])(int);\n");
-    replacements(&mut s, n);
+    let _ = writeln!(
+        s,
+        "#define N {n}\nextern int (*const {}[])(int);\n",
+        t.table
+    );
+    replacements(&mut s, t, n);
     s.push_str("static int (*const news[N])(int) = {\n");
+    let w = t.digits();
     for i in 0..n {
-        let _ = writeln!(s, "\tlpb_new_{i:04},");
+        let _ = writeln!(s, "\tlpb_new_{i:0w$},");
     }
     s.push_str(
         r#"};
@@ -293,7 +428,7 @@ static int __init lpb_raw_init(void)
 	int i, ret;
 
 	for (i = 0; i < N; i++) {
-		sites[i].ip = (unsigned long)lpb_funcs[i];
+		sites[i].ip = (unsigned long)TABLE[i];
 		sites[i].new = (unsigned long)news[i];
 	}
 	sort(sites, N, sizeof(sites[0]), site_cmp, NULL);
@@ -318,24 +453,50 @@ module_init(lpb_raw_init);
 module_exit(lpb_raw_exit);
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("lpatch-bench: one raw ftrace_ops for many functions (control)");
-"#,
+"#
+        .replace("TABLE", t.table)
+        .as_str(),
     );
     s
 }
 
-/// Writes the sources and the Kbuild file for `sizes` into `dir`; a file whose content
-/// is unchanged is left alone, so kbuild rebuilds nothing.
-pub fn write_sources(dir: &Path, sizes: &[usize]) -> io::Result<()> {
+/// The modules of `patches` ((core, size) pairs), by name: the targets their sizes need
+/// first, then each patch module once, in the order given.
+pub fn modules(patches: &[(Core, usize)]) -> Vec<String> {
+    let mut targets: Vec<Target> = patches.iter().map(|&(_, n)| target_of(n)).collect();
+    targets.sort();
+    targets.dedup();
+    let mut names: Vec<String> = targets.iter().map(|t| t.module.to_string()).collect();
+    for &(c, n) in patches {
+        let m = patch_module(c, n);
+        if !names.contains(&m) {
+            names.push(m);
+        }
+    }
+    names
+}
+
+/// Writes the sources of [`modules`]`(patches)` and their Kbuild file into `dir`; a file
+/// whose content is unchanged is left alone, so kbuild rebuilds nothing. A size over
+/// [`MAX_SIZE`] panics.
+pub fn write_sources(dir: &Path, patches: &[(Core, usize)]) -> io::Result<()> {
     fs::create_dir_all(dir)?;
-    let mut files: Vec<(String, String)> = vec![(format!("{TARGET_MODULE}.c"), target_source())];
-    for &n in sizes {
-        assert!(
-            (1..=TARGET_FUNCS).contains(&n),
-            "patch size {n} out of 1..={TARGET_FUNCS}"
-        );
-        files.push((format!("{}.c", lp_module(n)), lp_source(n)));
-        files.push((format!("{}.c", klp_module(n)), klp_source(n)));
-        files.push((format!("{}.c", raw_module(n)), raw_source(n)));
+    let mut files: Vec<(String, String)> = Vec::new();
+    for name in modules(patches) {
+        let text = if let Some(t) = [SMALL, BIG].into_iter().find(|t| t.module == name) {
+            target_source(t)
+        } else {
+            let &(c, n) = patches
+                .iter()
+                .find(|&&(c, n)| patch_module(c, n) == name)
+                .expect("a patch module of the list");
+            match c {
+                Core::Lpatch => lp_source(n),
+                Core::Klp => klp_source(n),
+                Core::Raw => raw_source(n),
+            }
+        };
+        files.push((format!("{name}.c"), text));
     }
     let objs: Vec<String> = files.iter().map(|(f, _)| f.replace(".c", ".o")).collect();
     files.push(("Kbuild".into(), format!("obj-m := {}\n", objs.join(" "))));
@@ -354,15 +515,69 @@ mod tests {
 
     #[test]
     fn sources_name_every_function() {
-        let t = target_source();
+        let t = target_source(SMALL);
         assert!(t.contains("noinline int lpb_f_0000(int x) { return x + 0; }"));
         assert!(t.contains("noinline int lpb_f_0999(int x) { return x + 999; }"));
+        assert!(t.contains("EXPORT_SYMBOL_GPL(lpb_funcs);") && t.contains("i < 1000;"));
         let p = lp_source(100);
         assert_eq!(p.matches(".old_name = \"lpb_f_").count(), 100);
         assert!(p.contains("lpb_f_0099") && !p.contains("lpb_f_0100"));
+        assert!(p.contains(".name = \"lpb_target\"") && p.contains("lpb_funcs[i](0)"));
+        assert!(p.contains("module_param(register_only") && p.contains("module_param(cycle"));
+        // the cycle's log line, which many_functions.rs looks for, is one line
+        assert!(p.contains(
+            "\": cycle: enabled, %d of %d functions patched; disable %d, then %d patched; unregister %d\\n\","
+        ));
         let k = klp_source(1);
         assert!(k.contains("MODULE_INFO(livepatch, \"Y\")"));
         assert_eq!(k.matches(".old_name = ").count(), 1);
         assert!(raw_source(3).contains("#define N 3"));
+        assert!(raw_source(3).contains("(unsigned long)lpb_funcs[i];"));
+    }
+
+    #[test]
+    fn sizes_above_1000_patch_the_big_target() {
+        assert_eq!(target_for(1), Some(SMALL));
+        assert_eq!(target_for(1000), Some(SMALL));
+        assert_eq!(target_for(1001), Some(BIG));
+        assert_eq!(target_for(10_000), Some(BIG));
+        assert_eq!(target_for(10_001), None);
+        assert_eq!(target_for(0), None);
+        // 4 digits reach 9999, the last of 10,000; one more function would need 5, in
+        // every name alike
+        assert_eq!((SMALL.digits(), BIG.digits()), (4, 4));
+        let t5 = Target {
+            funcs: 10_001,
+            ..BIG
+        };
+        assert_eq!(
+            (t5.func(7), t5.func(10_000)),
+            ("lpb_f_00007".into(), "lpb_f_10000".into())
+        );
+        let t = target_source(BIG);
+        assert!(t.contains("noinline int lpb_f_9999(int x) { return x + 9999; }"));
+        assert!(t.contains("int (*const lpb_big_funcs[10000])(int)"));
+        assert!(t.contains("EXPORT_SYMBOL_GPL(lpb_big_funcs);") && t.contains("i < 10000;"));
+        let p = lp_source(10_000);
+        assert_eq!(p.matches(".old_name = \"lpb_f_").count(), 10_000);
+        assert!(p.contains("{ .old_name = \"lpb_f_9999\", .new_func = lpb_new_9999 },"));
+        assert!(p.contains(".name = \"lpb_target_big\"") && p.contains("lpb_big_funcs[i](0)"));
+        assert!(klp_source(10_000).contains(".name = \"lpb_target_big\""));
+        assert!(raw_source(5000).contains("(unsigned long)lpb_big_funcs[i];"));
+        // a big size alone needs the big target alone; klp only where asked
+        assert_eq!(
+            modules(&[(Core::Lpatch, 10_000), (Core::Raw, 10_000)]),
+            ["lpb_target_big", "lpb_lp_10000", "lpb_raw_10000"]
+        );
+        assert_eq!(
+            modules(&[(Core::Lpatch, 1), (Core::Klp, 1), (Core::Lpatch, 10_000)]),
+            [
+                "lpb_target",
+                "lpb_target_big",
+                "lpb_lp_1",
+                "lpb_klp_1",
+                "lpb_lp_10000"
+            ]
+        );
     }
 }

@@ -8,13 +8,17 @@
 //!   (a control).
 //! - P2 enable and disable time of patches of N functions of a generated target module
 //!   (see [`gen`]), every function checked; a load-only control and a raw single-ops
-//!   control.
+//!   control. `make bench` measures N = 1, 100, 1000 for lpatch, klp and the controls, and
+//!   N = 10,000 for lpatch and the raw control only: klp would take about 1.5 min to enable
+//!   and 21 min to disable 10,000 functions in the guest, so it runs there only in the
+//!   one-off [`Config::klp_at`] (`lpatch-bench --klp-at 10000`), whose figures README keeps.
 //! - P3 memory: lpatch.ko's sections, and MemAvailable, VmallocUsed and Slab deltas.
 //!
 //! [`prepare`] builds the modules, [`run`] boots the guests ([`plan`]) and checks and
 //! gathers their figures ([`results`]), [`report`] prints them and makes the JSON.
 
 pub mod builder;
+pub mod cli;
 pub mod elf;
 pub mod gen;
 pub mod plan;
@@ -22,6 +26,7 @@ pub mod report;
 pub mod results;
 
 use lpatch_vm::Vm;
+use plan::Core;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -175,11 +180,11 @@ impl Modules {
     }
 }
 
-/// Builds the bench samples and the generated modules for `sizes` (sources in
-/// `<build>/bench/<gen_name>`). lpatch.ko must be built already (`make all`); it is copied
-/// into that directory first, so every guest of a run boots the same core even if
-/// lpatch.ko is rebuilt meanwhile.
-pub fn prepare(env: &Env, gen_name: &str, sizes: &[usize]) -> Result<Modules, String> {
+/// Builds the bench samples and the generated modules of `patches` ((core, size) pairs:
+/// [`Config::patches`]) with their targets (sources in `<build>/bench/<gen_name>`).
+/// lpatch.ko must be built already (`make all`); it is copied into that directory first,
+/// so every guest of a run boots the same core even if lpatch.ko is rebuilt meanwhile.
+pub fn prepare(env: &Env, gen_name: &str, patches: &[(Core, usize)]) -> Result<Modules, String> {
     let ko = env.lpatch_ko();
     if !ko.is_file() || !env.build.join("kernel/Module.symvers").is_file() {
         return Err(format!(
@@ -200,11 +205,11 @@ pub fn prepare(env: &Env, gen_name: &str, sizes: &[usize]) -> Result<Modules, St
         }
         paths.push((name.to_string(), out.join(name)));
     }
-    gen::write_sources(&gen_dir, sizes).map_err(|e| format!("{}: {e}", gen_dir.display()))?;
-    let mut names = vec![gen::TARGET_MODULE.to_string()];
-    for &n in sizes {
-        names.extend([gen::lp_module(n), gen::klp_module(n), gen::raw_module(n)]);
+    if let Some(&(_, bad)) = patches.iter().find(|(_, n)| gen::target_for(*n).is_none()) {
+        return Err(format!("patch size {bad} out of 1..={}", gen::MAX_SIZE));
     }
+    gen::write_sources(&gen_dir, patches).map_err(|e| format!("{}: {e}", gen_dir.display()))?;
+    let names = gen::modules(patches);
     let kos: Vec<String> = names.iter().map(|n| format!("{n}.ko")).collect();
     if !up_to_date(env, &gen_dir, &kos) {
         kbuild(env, &gen_dir)?;
@@ -220,17 +225,30 @@ pub fn prepare(env: &Env, gen_name: &str, sizes: &[usize]) -> Result<Modules, St
     Ok(Modules { paths })
 }
 
+/// Wall-clock floor of every guest of the one-off klp run ([`Config::klp_at`]): klp's
+/// disable of 10,000 functions alone takes about 21 minutes of guest time.
+pub const KLP_AT_TIMEOUT: u64 = 3 * 3600;
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Patch sizes, ascending (1..=[`gen::MAX_SIZE`]).
     pub sizes: Vec<usize>,
-    /// Repetitions: P1 runs per boot, P2 boots per (core, size).
+    /// Repetitions: P1 runs per boot, P2 boots per (core, size) up to
+    /// [`gen::TARGET_FUNCS`].
     pub reps: usize,
+    /// P2 boots per (core, size) above [`gen::TARGET_FUNCS`] (the big target's sizes).
+    pub big_reps: usize,
+    /// klp runs at the sizes up to this one only (the others' klp column reads "-").
+    pub klp_max: usize,
+    /// Whether to measure P1 (per-call cost).
+    pub p1: bool,
     /// P1 calls per run.
     pub calls: u64,
     /// Guests at once (each has 1 vCPU).
     pub jobs: usize,
-    /// One boot per core for everything (the quick variant), instead of fresh boots.
+    /// One boot per core (and target) for everything (the quick variant), instead of
+    /// fresh boots.
     pub combine: bool,
     /// Name of the generated-sources directory under `<build>/bench/`.
     pub gen_name: String,
@@ -239,14 +257,22 @@ pub struct Config {
     /// Also time `lpatch build` on the host (builder::measure), preparing this kernel's
     /// tree from nothing for the first-preparation figure.
     pub builder: Option<String>,
+    /// Wall-clock floor of every guest's timeout, seconds (0: by the work, plan::timeout).
+    pub min_timeout: u64,
+    /// klp_wait's sleep between two reads of a klp transition, microseconds.
+    pub klp_poll_us: u32,
 }
 
 impl Config {
-    /// `make bench`: sizes 1, 100, 1000; 5 repetitions; 1,000,000 calls.
+    /// `make bench`: sizes 1, 100, 1000 (5 repetitions, klp included) and 10,000 (3
+    /// repetitions, lpatch and the raw control only); 1,000,000 calls.
     pub fn full() -> Config {
         Config {
-            sizes: vec![1, 100, 1000],
+            sizes: vec![1, 100, 1000, 10_000],
             reps: 5,
+            big_reps: 3,
+            klp_max: gen::TARGET_FUNCS,
+            p1: true,
             calls: 1_000_000,
             jobs: 2,
             combine: false,
@@ -255,6 +281,8 @@ impl Config {
             builder: Some(
                 std::env::var("CORPUS_KERNEL").unwrap_or_else(|_| "6.1.0-50-amd64".into()),
             ),
+            min_timeout: 0,
+            klp_poll_us: 500,
         }
     }
 
@@ -263,20 +291,66 @@ impl Config {
         Config {
             sizes: vec![1, 100],
             reps: 1,
+            big_reps: 1,
             calls: 10_000,
-            jobs: 2,
             combine: true,
             gen_name: "gen-quick".into(),
-            verbose: true,
             builder: None,
+            ..Config::full()
         }
+    }
+
+    /// The one-off klp measurement at `n` functions (`lpatch-bench --klp-at N`), never
+    /// part of `make bench` or `make test`: klp, lpatch and the raw control at `n` alone,
+    /// one boot each, no P1, no build timing; every guest may run [`KLP_AT_TIMEOUT`], and
+    /// klp's transitions are polled every 20 ms (their minutes make 0.5 ms polls cost
+    /// wall time, not precision).
+    pub fn klp_at(n: usize) -> Config {
+        Config {
+            sizes: vec![n],
+            reps: 1,
+            big_reps: 1,
+            klp_max: n,
+            p1: false,
+            builder: None,
+            min_timeout: KLP_AT_TIMEOUT,
+            klp_poll_us: 20_000,
+            ..Config::full()
+        }
+    }
+
+    /// Whether klp is measured at size `n`.
+    pub fn klp_measured(&self, n: usize) -> bool {
+        n <= self.klp_max
+    }
+
+    /// P2 boots per core at size `n`.
+    pub fn reps_at(&self, n: usize) -> usize {
+        if n > gen::TARGET_FUNCS {
+            self.big_reps
+        } else {
+            self.reps
+        }
+    }
+
+    /// The generated patch modules the run needs: (core, size).
+    pub fn patches(&self) -> Vec<(Core, usize)> {
+        let mut v = Vec::new();
+        for &n in &self.sizes {
+            v.push((Core::Lpatch, n));
+            if self.klp_measured(n) {
+                v.push((Core::Klp, n));
+            }
+            v.push((Core::Raw, n));
+        }
+        v
     }
 }
 
 /// Boots the guests (`cfg.jobs` at once), checks each one's output and gathers the figures.
 /// The first failing guest ends the run with its whole report (script output, kernel log).
 pub fn run(env: &Env, cfg: &Config, modules: &Modules) -> Result<Figures, String> {
-    let mut boots = plan::boots(&cfg.sizes, cfg.reps, cfg.combine);
+    let mut boots = plan::boots(cfg);
     // the longest first, so the last guests running are short ones
     boots.sort_by_key(|b| std::cmp::Reverse(b.timeout));
     let total = boots.len();

@@ -2,7 +2,7 @@
 //! `lpatch-bench`: builds the benchmark modules, runs them in qemu guests under -icount,
 //! prints a table and writes the figures as JSON. See `--help`.
 
-use lpatch_bench::{elf, prepare, report, run, Config, Env, ICOUNT};
+use lpatch_bench::{cli, elf, prepare, report, run, Env};
 use std::process::ExitCode;
 use std::time::Instant;
 
@@ -15,19 +15,36 @@ instructions) and measures lpatch against the in-kernel livepatch (klp):
   P1 per-call cost of a redirected function,
   P2 enable and disable time of patches of N functions (every function verified),
   P3 memory.
+N = 1, 100, 1000: lpatch, klp and one raw ftrace_ops (the control), 5 boots each;
+N = 10000: lpatch and the raw control only, 3 boots each (klp there takes minutes per
+run: --klp-at measures it once). Sizes up to 1000 patch a target of 1000 functions,
+larger ones a target of 10000.
 Then times `lpatch build` on the host: a one-file vmlinux fix through --dry-run on the
 warm cache, and a first preparation of $CORPUS_KERNEL's tree (default 6.1.0-50-amd64)
 from nothing, with its disk use (a temporary cache, removed afterwards).
 Prints a table and writes the same figures as JSON. Needs `make all` done first.
 
 Options:
-  --sizes LIST    patch sizes, comma-separated, each 1..1000 (default 1,100,1000)
-  --reps N        repetitions: P1 runs per boot, P2 boots per core and size (default 5)
+  --sizes LIST    patch sizes, comma-separated, each 1..10000 (default 1,100,1000,10000);
+                  klp runs at the sizes up to 1000 only
+  --reps N        repetitions: P1 runs per boot, P2 boots per core at sizes up to 1000
+                  (default 5)
+  --big-reps N    P2 boots per core at sizes above 1000 (default 3, or --reps if fewer)
   --calls N       calls per P1 run (default 1000000)
   --jobs N        guests at once, 1 vCPU each (default 2)
-  --json PATH     where to write the JSON (default build/bench.json)
+  --json PATH     where to write the JSON (default build/bench.json; with --klp-at,
+                  build/bench-klp-N.json)
+  --timeout SECS  wall-clock floor of every guest's timeout (default: by its work)
   --quick         the variant `make test` runs: sizes 1,100, 1 rep, 10000 calls, one
                   boot per core, no lpatch build timing (figures not for comparison)
+  --klp-at N      the one-off klp measurement, part of neither make bench nor make test:
+                  klp's enable and disable of N functions (1..10000), beside lpatch and
+                  the raw control at N, one boot each (--big-reps / --reps for more), no
+                  P1 and no lpatch build timing. Guests may run 3 hours (--timeout) and
+                  klp's transition is polled every 20 ms. At N = 10000 expect about
+                  1.5 min of guest time to enable and 21 min to disable: run it once on an
+                  idle host and record the figures, with the date, in README:
+                    cd crates && cargo run --release -p lpatch-bench -- --klp-at 10000
   --no-build      skip the lpatch build timing
   --build-only    only the lpatch build timing (no guests)
   -h, --help      this text
@@ -44,77 +61,14 @@ fn main() -> ExitCode {
 }
 
 fn real_main() -> Result<(), String> {
-    let mut cfg = Config::full();
-    let mut json_path = None;
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut it = args.iter();
-    let mut quick = false;
-    let mut no_build = false;
-    let mut build_only = false;
-    let mut overrides: Vec<(String, String)> = Vec::new();
-    while let Some(a) = it.next() {
-        let (name, inline) = match a.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
-            _ => (a.clone(), None),
-        };
-        match name.as_str() {
-            "-h" | "--help" => {
-                print!("{USAGE}");
-                return Ok(());
-            }
-            "--quick" => quick = true,
-            "--no-build" => no_build = true,
-            "--build-only" => build_only = true,
-            "--sizes" | "--reps" | "--calls" | "--jobs" | "--json" => {
-                let v = inline
-                    .or_else(|| it.next().cloned())
-                    .ok_or_else(|| format!("{name} needs a value\n\n{USAGE}"))?;
-                overrides.push((name, v));
-            }
-            _ => return Err(format!("unknown option {a:?}\n\n{USAGE}")),
-        }
+    let a = cli::parse(&args).map_err(|e| format!("{e}\n\n{USAGE}"))?;
+    if a.help {
+        print!("{USAGE}");
+        return Ok(());
     }
-    if quick {
-        cfg = Config::quick();
-    }
-    if no_build {
-        cfg.builder = None;
-    }
-    let count = |n: &str, v: &str| -> Result<u64, String> {
-        v.parse::<u64>()
-            .ok()
-            .filter(|&x| x > 0)
-            .ok_or_else(|| format!("{n}: not a positive number: {v:?}"))
-    };
-    for (n, v) in overrides {
-        match n.as_str() {
-            "--sizes" => {
-                cfg.sizes = v
-                    .split(',')
-                    .map(|s| count(&n, s.trim()).map(|x| x as usize))
-                    .collect::<Result<_, _>>()?;
-                if let Some(bad) = cfg
-                    .sizes
-                    .iter()
-                    .find(|&&s| s > lpatch_bench::gen::TARGET_FUNCS)
-                {
-                    return Err(format!(
-                        "--sizes: {bad} is over {}",
-                        lpatch_bench::gen::TARGET_FUNCS
-                    ));
-                }
-                cfg.sizes.sort_unstable();
-                cfg.sizes.dedup();
-            }
-            "--reps" => cfg.reps = count(&n, &v)? as usize,
-            "--calls" => cfg.calls = count(&n, &v)?,
-            "--jobs" => cfg.jobs = count(&n, &v)? as usize,
-            "--json" => json_path = Some(std::path::PathBuf::from(v)),
-            _ => unreachable!(),
-        }
-    }
-
-    if build_only {
+    let cfg = &a.cfg;
+    if a.build_only {
         let kver = cfg
             .builder
             .clone()
@@ -124,30 +78,24 @@ fn real_main() -> Result<(), String> {
         return Ok(());
     }
     let env = Env::detect()?;
-    let json_path = json_path.unwrap_or_else(|| env.root.join("build/bench.json"));
+    let json_path = a.json_path(&env.root);
     eprintln!("lpatch-bench: building the modules");
     let t = Instant::now();
-    let modules = prepare(&env, &cfg.gen_name, &cfg.sizes)?;
+    let modules = prepare(&env, &cfg.gen_name, &cfg.patches())?;
     eprintln!(
         "lpatch-bench: modules ready ({:.1} s)",
         t.elapsed().as_secs_f64()
     );
-    let boots = lpatch_bench::plan::boots(&cfg.sizes, cfg.reps, cfg.combine).len();
+    let boots = lpatch_bench::plan::boots(cfg).len();
     eprintln!("lpatch-bench: {boots} guest boots, {} at a time", cfg.jobs);
     let start = Instant::now();
-    let figures = run(&env, &cfg, &modules)?;
-    let meta = report::Meta {
-        date: report::today(),
-        kernel: lpatch_vm::kernel_release(&env.kernel_dir).map_err(|e| e.to_string())?,
-        qemu_args: ICOUNT.join(" "),
-        sizes: cfg.sizes.clone(),
-        reps: cfg.reps,
-        calls: cfg.calls,
-        boots,
-        wall_secs: start.elapsed().as_secs_f64(),
-        lpatch_ko: elf::section_sizes(modules.get("lpatch.ko").unwrap())?,
-        fresh_boots: !cfg.combine,
-    };
+    let figures = run(&env, cfg, &modules)?;
+    let meta = report::Meta::of(
+        cfg,
+        lpatch_vm::kernel_release(&env.kernel_dir).map_err(|e| e.to_string())?,
+        start.elapsed().as_secs_f64(),
+        elf::section_sizes(modules.get("lpatch.ko").unwrap())?,
+    );
     print!("{}", report::table(&figures, &meta));
     let mut value = report::json(&figures, &meta);
     if let Some(kver) = &cfg.builder {

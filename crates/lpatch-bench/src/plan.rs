@@ -7,7 +7,8 @@
 //! calls the first patched function and then reads the clock. Under -icount both follow
 //! the executed instructions.
 
-use crate::gen::{klp_module, lp_module, raw_module, TARGET_MODULE};
+use crate::gen::{patch_module, target_for, Target};
+use crate::Config;
 
 /// Who redirects the functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -54,6 +55,8 @@ pub struct Boot {
     pub steps: Vec<Step>,
     /// Wall-clock limit, seconds.
     pub timeout: u64,
+    /// How long klp_wait sleeps between two reads of a klp transition, microseconds.
+    pub klp_poll_us: u32,
 }
 
 impl Boot {
@@ -84,41 +87,45 @@ impl Boot {
                     .into());
                 }
                 Step::P2(c, n) => {
-                    add(format!("{TARGET_MODULE}.ko"));
-                    add(format!(
-                        "{}.ko",
-                        match c {
-                            Core::Lpatch => lp_module(n),
-                            Core::Klp => klp_module(n),
-                            Core::Raw => raw_module(n),
-                        }
-                    ));
+                    add(format!("{}.ko", target(n).module));
+                    add(format!("{}.ko", patch_module(c, n)));
                 }
             }
         }
         m
     }
 
-    /// The guest script.
+    /// The guest script. A boot's P2 steps all patch one target ([`boots`] groups them so):
+    /// the targets' proc files share names.
     pub fn script(&self, reps: usize, calls: u64) -> String {
         let mut s = String::from(PRELUDE);
+        s.push_str(&format!("POLL_US={}\n", self.klp_poll_us));
         if self.modules().iter().any(|m| m == "lpatch.ko") {
             s.push_str("insmod lpatch.ko || fail insmod lpatch\n");
         }
-        let mut target_loaded = [false, false];
+        let mut p1_target = false;
+        let mut p2_target: Option<Target> = None;
         for step in &self.steps {
             match *step {
                 Step::P1(c) => {
-                    if !std::mem::replace(&mut target_loaded[0], true) {
+                    if !std::mem::replace(&mut p1_target, true) {
                         s.push_str("insmod bench_target.ko || fail insmod bench_target\n");
                     }
                     s.push_str(&format!("p1_{} {reps} {calls}\n", c.name()));
                 }
                 Step::P2(c, n) => {
-                    if !std::mem::replace(&mut target_loaded[1], true) {
-                        s.push_str(&format!(
-                            "insmod {TARGET_MODULE}.ko || fail insmod {TARGET_MODULE}\n"
-                        ));
+                    let t = target(n);
+                    match p2_target {
+                        None => {
+                            let m = t.module;
+                            s.push_str(&format!("insmod {m}.ko || fail insmod {m}\n"));
+                            p2_target = Some(t);
+                        }
+                        Some(loaded) => assert_eq!(
+                            loaded, t,
+                            "boot {}: P2 steps of two targets in one boot",
+                            self.name
+                        ),
                     }
                     s.push_str(&format!("p2_{} {n}\n", c.name()));
                 }
@@ -139,11 +146,12 @@ mem() {
 	echo "BENCH mem $1 $(awk '/^(MemAvailable|Slab|VmallocUsed):/ { sub(":", "", $1); printf "%s=%s ", $1, $2 }' /proc/meminfo)vmallocinfo_kb=$(awk '{ s += $2 } END { printf "%d", s / 1024 }' /proc/vmallocinfo) pcp_kb=$(awk '$1 == "count:" { s += $2 } END { print s * 4 }' /proc/zoneinfo)"
 }
 # klp_wait <patch>: until its transition reads 0 (or the patch is gone); polls counts the
-# reads that found it still in transition (each then sleeps 0.5 ms).
+# reads that found it still in transition (each then sleeps $POLL_US microseconds: 500 in
+# make bench, longer in the one-off --klp-at runs, whose transitions last minutes).
 klp_wait() {
 	polls=0
 	while read tr < /sys/kernel/livepatch/$1/transition && [ "$tr" = 1 ]; do
-		polls=$((polls + 1)); usleep 500
+		polls=$((polls + 1)); usleep $POLL_US
 	done
 }
 check() { read cp cq cb < /proc/lpb_check; echo "BENCH check $1 $2 $3 $cp $cq $cb"; }
@@ -225,62 +233,86 @@ p2_raw() {
 }
 "#;
 
-/// The boots of a run. `combine`: one boot per core holding every step (the quick
-/// variant: later steps then find the pinned, disabled patch modules of earlier ones);
-/// otherwise a fresh boot for every P2 step and repetition, since lpatch's pinned patch
-/// modules cannot be unloaded and lpatch and klp cannot hold one function at once.
-pub fn boots(sizes: &[usize], reps: usize, combine: bool) -> Vec<Boot> {
-    let timeout = |steps: &[Step]| -> u64 {
-        // Wall seconds under TCG -icount (about 8 s of wall per guest second of work):
-        // boot, plus klp's ~9.6 ms of guest time per function enabled.
-        let klp_funcs: usize = steps
-            .iter()
-            .map(|s| match s {
-                Step::P2(Core::Klp, n) => *n,
-                _ => 0,
-            })
-            .sum();
-        180 + (klp_funcs as u64) * 9 / 50 * 2
+fn target(n: usize) -> Target {
+    target_for(n).unwrap_or_else(|| panic!("patch size {n} has no target"))
+}
+
+/// Wall-clock limit of a boot, seconds: boot, plus klp's ~9.6 ms of guest time per
+/// function enabled (about 8 s of wall per guest second of work under TCG -icount), plus
+/// 10 ms per function of the other P2 steps; at least `min`.
+pub fn timeout(steps: &[Step], min: u64) -> u64 {
+    let mut t = 180u64;
+    for s in steps {
+        if let Step::P2(c, n) = *s {
+            let n = n as u64;
+            t += if c == Core::Klp {
+                n * 9 / 50 * 2
+            } else {
+                n / 100
+            };
+        }
+    }
+    t.max(min)
+}
+
+/// The boots of a run. `cfg.combine`: one boot per core and target holding every step
+/// (the quick variant: later steps then find the pinned, disabled patch modules of
+/// earlier ones); otherwise a fresh boot for every P2 step and repetition, since lpatch's
+/// pinned patch modules cannot be unloaded and lpatch and klp cannot hold one function at
+/// once. klp runs at the sizes [`Config::klp_measured`] allows only, P1 only if `cfg.p1`.
+pub fn boots(cfg: &Config) -> Vec<Boot> {
+    let boot = |name: String, steps: Vec<Step>| Boot {
+        name,
+        timeout: timeout(&steps, cfg.min_timeout),
+        steps,
+        klp_poll_us: cfg.klp_poll_us,
+    };
+    let p2 = |core: Core, n: usize| -> Vec<Step> {
+        match core {
+            // raw after lpatch: its module unloads; lpatch's stays pinned
+            Core::Lpatch => vec![Step::P2(Core::Lpatch, n), Step::P2(Core::Raw, n)],
+            Core::Klp if cfg.klp_measured(n) => vec![Step::P2(Core::Klp, n)],
+            _ => Vec::new(),
+        }
     };
     let mut v = Vec::new();
-    if combine {
+    if cfg.combine {
+        let mut targets: Vec<Target> = cfg.sizes.iter().map(|&n| target(n)).collect();
+        targets.sort_by_key(|t| t.funcs);
+        targets.dedup();
         for core in [Core::Lpatch, Core::Klp] {
-            let mut steps = vec![Step::P1(core)];
-            for &n in sizes {
-                steps.push(Step::P2(core, n));
-                if core == Core::Lpatch {
-                    steps.push(Step::P2(Core::Raw, n));
+            for (i, t) in targets.iter().enumerate() {
+                let mut steps = Vec::new();
+                if cfg.p1 && i == 0 {
+                    steps.push(Step::P1(core));
                 }
+                for &n in cfg.sizes.iter().filter(|&&n| target(n) == *t) {
+                    steps.extend(p2(core, n));
+                }
+                if steps.is_empty() {
+                    continue;
+                }
+                let name = if i == 0 {
+                    format!("{}-all", core.name())
+                } else {
+                    format!("{}-all-{}", core.name(), t.module)
+                };
+                v.push(boot(name, steps));
             }
-            let t = timeout(&steps);
-            v.push(Boot {
-                name: format!("{}-all", core.name()),
-                steps,
-                timeout: t,
-            });
         }
     } else {
-        for core in [Core::Lpatch, Core::Klp] {
-            let steps = vec![Step::P1(core)];
-            v.push(Boot {
-                name: format!("p1-{}", core.name()),
-                timeout: timeout(&steps),
-                steps,
-            });
+        if cfg.p1 {
+            for core in [Core::Lpatch, Core::Klp] {
+                v.push(boot(format!("p1-{}", core.name()), vec![Step::P1(core)]));
+            }
         }
-        for &n in sizes {
-            for r in 1..=reps {
+        for &n in &cfg.sizes {
+            for r in 1..=cfg.reps_at(n) {
                 for core in [Core::Lpatch, Core::Klp] {
-                    let mut steps = vec![Step::P2(core, n)];
-                    if core == Core::Lpatch {
-                        // raw after lpatch: its module unloads; lpatch's stays pinned
-                        steps.push(Step::P2(Core::Raw, n));
+                    let steps = p2(core, n);
+                    if !steps.is_empty() {
+                        v.push(boot(format!("p2-{}-{n}-rep{r}", core.name()), steps));
                     }
-                    v.push(Boot {
-                        name: format!("p2-{}-{n}-rep{r}", core.name()),
-                        timeout: timeout(&steps),
-                        steps,
-                    });
                 }
             }
         }
@@ -292,9 +324,19 @@ pub fn boots(sizes: &[usize], reps: usize, combine: bool) -> Vec<Boot> {
 mod tests {
     use super::*;
 
+    fn cfg(sizes: &[usize], reps: usize, combine: bool) -> Config {
+        Config {
+            sizes: sizes.to_vec(),
+            reps,
+            big_reps: reps,
+            combine,
+            ..Config::full()
+        }
+    }
+
     #[test]
     fn plan_and_script() {
-        let b = boots(&[1, 100], 2, false);
+        let b = boots(&cfg(&[1, 100], 2, false));
         assert_eq!(b.len(), 2 + 2 * 2 * 2);
         let lp = b.iter().find(|b| b.name == "p2-lpatch-100-rep2").unwrap();
         assert_eq!(
@@ -308,14 +350,88 @@ mod tests {
         );
         let s = lp.script(3, 1000);
         assert!(s.contains("insmod lpatch.ko") && s.contains("p2_lpatch 100\np2_raw 100\n"));
+        assert!(s.contains("insmod lpb_target.ko ") && s.contains("POLL_US=500\n"));
         let klp = b.iter().find(|b| b.name == "p1-klp").unwrap();
         assert!(!klp.modules().contains(&"lpatch.ko".to_string()));
         assert!(klp.script(3, 1000).contains("p1_klp 3 1000\n"));
-        let q = boots(&[1, 100], 1, true);
+        let q = boots(&Config::quick());
         assert_eq!(q.len(), 2);
         assert_eq!(
             q[0].script(1, 10).matches("insmod lpb_target.ko").count(),
             1
         );
+        assert_eq!(q.iter().map(|b| b.timeout).collect::<Vec<_>>(), [182, 216]);
+    }
+
+    #[test]
+    fn full_run_measures_10000_without_klp() {
+        let c = Config::full();
+        assert_eq!(c.sizes, [1, 100, 1000, 10_000]);
+        let b = boots(&c);
+        let names: Vec<&str> = b.iter().map(|b| b.name.as_str()).collect();
+        // P1, then 5 boots per core at 1, 100 and 1000, and 3 of lpatch (with raw) at 10,000
+        assert_eq!(b.len(), 2 + 3 * 5 * 2 + 3);
+        assert!(
+            names.contains(&"p2-lpatch-10000-rep3") && !names.contains(&"p2-lpatch-10000-rep4")
+        );
+        assert!(!names.iter().any(|n| n.starts_with("p2-klp-10000")));
+        assert!(b
+            .iter()
+            .all(|b| !b.modules().contains(&"lpb_klp_10000.ko".to_string())));
+        let big = b.iter().find(|b| b.name == "p2-lpatch-10000-rep1").unwrap();
+        assert_eq!(
+            big.modules(),
+            [
+                "lpatch.ko",
+                "lpb_target_big.ko",
+                "lpb_lp_10000.ko",
+                "lpb_raw_10000.ko"
+            ]
+        );
+        let s = big.script(5, 1);
+        assert!(s.contains("insmod lpb_target_big.ko ") && !s.contains("insmod lpb_target.ko"));
+        assert_eq!(big.timeout, 180 + 200);
+        // the 1000 boots load the 1,000-function target, as before
+        let small = b.iter().find(|b| b.name == "p2-klp-1000-rep5").unwrap();
+        assert_eq!(small.modules(), ["lpb_target.ko", "lpb_klp_1000.ko"]);
+        assert_eq!(small.timeout, 180 + 360);
+        // the modules prepare builds: no klp at 10,000
+        let p = c.patches();
+        assert!(p.contains(&(Core::Lpatch, 10_000)) && p.contains(&(Core::Raw, 10_000)));
+        assert!(!p.contains(&(Core::Klp, 10_000)) && p.contains(&(Core::Klp, 1000)));
+    }
+
+    #[test]
+    fn one_off_klp_at_10000() {
+        let c = Config::klp_at(10_000);
+        let b = boots(&c);
+        let names: Vec<&str> = b.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(names, ["p2-lpatch-10000-rep1", "p2-klp-10000-rep1"]);
+        let klp = &b[1];
+        assert_eq!(klp.modules(), ["lpb_target_big.ko", "lpb_klp_10000.ko"]);
+        // klp's 10,000 functions: an hour by the formula, three by the floor
+        assert_eq!(timeout(&klp.steps, 0), 180 + 3600);
+        assert_eq!(klp.timeout, crate::KLP_AT_TIMEOUT);
+        assert!(klp.timeout >= 3 * 3600);
+        assert!(klp.script(1, 1).contains("POLL_US=20000\n"));
+        assert!(c.patches().contains(&(Core::Klp, 10_000)));
+    }
+
+    #[test]
+    fn combined_boots_keep_one_target_each() {
+        let b = boots(&cfg(&[1, 100, 10_000], 1, true));
+        let names: Vec<&str> = b.iter().map(|b| b.name.as_str()).collect();
+        // no klp at 10,000: its boot of the big target would be empty
+        assert_eq!(
+            names,
+            ["lpatch-all", "lpatch-all-lpb_target_big", "klp-all"]
+        );
+        for boot in &b {
+            // script() asserts one target per boot
+            let s = boot.script(1, 1);
+            let loads = s.lines().filter(|l| l.starts_with("insmod lpb_target"));
+            assert_eq!(loads.count(), 1, "{}", boot.name);
+        }
+        assert!(!b[1].steps.iter().any(|s| matches!(s, Step::P1(_))));
     }
 }

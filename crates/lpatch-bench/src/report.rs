@@ -2,8 +2,9 @@
 //! The figures as a table (for people) and as JSON (build/bench.json).
 
 use crate::elf::Sizes;
-use crate::plan::Core;
+use crate::plan::{self, Core};
 use crate::results::{Figures, MemDelta, MemKind, Phase, Stat};
+use crate::{gen, Config, ICOUNT};
 use serde_json::{json, Value};
 use std::fmt::Write as _;
 
@@ -22,6 +23,47 @@ pub struct Meta {
     pub lpatch_ko: Sizes,
     /// Fresh boot per P2 run (false: the quick variant's combined boots).
     pub fresh_boots: bool,
+    /// P2 boots per core, by size (the same order as `sizes`).
+    pub p2_reps: Vec<usize>,
+    /// The sizes at which klp was measured (the others' klp figures read "-").
+    pub klp_sizes: Vec<usize>,
+    /// klp_wait's sleep between polls, microseconds.
+    pub klp_poll_us: u32,
+}
+
+impl Meta {
+    /// What a run of `cfg` was, today.
+    pub fn of(cfg: &Config, kernel: String, wall_secs: f64, lpatch_ko: Sizes) -> Meta {
+        Meta {
+            date: today(),
+            kernel,
+            qemu_args: ICOUNT.join(" "),
+            sizes: cfg.sizes.clone(),
+            reps: cfg.reps,
+            calls: cfg.calls,
+            boots: plan::boots(cfg).len(),
+            wall_secs,
+            lpatch_ko,
+            fresh_boots: !cfg.combine,
+            p2_reps: cfg.sizes.iter().map(|&n| cfg.reps_at(n)).collect(),
+            klp_sizes: cfg
+                .sizes
+                .iter()
+                .copied()
+                .filter(|&n| cfg.klp_measured(n))
+                .collect(),
+            klp_poll_us: cfg.klp_poll_us,
+        }
+    }
+
+    /// The sizes at which klp was not measured.
+    fn klp_skipped(&self) -> Vec<usize> {
+        self.sizes
+            .iter()
+            .copied()
+            .filter(|n| !self.klp_sizes.contains(n))
+            .collect()
+    }
 }
 
 pub const NOTE: &str = "Instruction-path figures: the guest runs under qemu TCG with -icount \
@@ -177,36 +219,55 @@ fn table_rows(out: &mut String, header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-/// A target: (what, value, met).
-fn targets(v: &View, sizes: &[usize]) -> Vec<(String, String, Option<bool>)> {
+/// A target: (what, value, met). The raw-ops ratio of enable at every size from 1,000
+/// up (the largest only, when all are smaller); the klp ratios at the largest size klp
+/// was measured at.
+fn targets(v: &View, m: &Meta) -> Vec<(String, String, Option<bool>)> {
     let mut t = Vec::new();
-    let gap = match (v.p1("lpatch"), v.p1("direct")) {
-        (Some(a), Some(b)) => Some(a.median - b.median),
-        _ => None,
-    };
+    if !v.f.p1.is_empty() {
+        let gap = match (v.p1("lpatch"), v.p1("direct")) {
+            (Some(a), Some(b)) => Some(a.median - b.median),
+            _ => None,
+        };
+        t.push((
+            "P1 lpatch per call <= direct + 5 instructions".into(),
+            gap.map_or("-".into(), |g| format!("+{g:.1}")),
+            gap.map(|g| g <= 5.0),
+        ));
+    }
+    let big = m.sizes.iter().copied().max().unwrap_or(0);
+    let mut raw_sizes: Vec<usize> = m
+        .sizes
+        .iter()
+        .copied()
+        .filter(|&n| n >= gen::TARGET_FUNCS)
+        .collect();
+    if raw_sizes.is_empty() {
+        raw_sizes.push(big);
+    }
+    let en = |c, n| v.p2(c, n, Phase::Enable);
+    for n in raw_sizes {
+        let r = ratio(en(Core::Lpatch, n).as_ref(), en(Core::Raw, n).as_ref());
+        t.push((
+            format!("P2 enable {n}: lpatch <= 1.3 x one raw ftrace_ops"),
+            fmt_ratio(r),
+            r.map(|r| r <= 1.3),
+        ));
+    }
+    let kbig = m.klp_sizes.iter().copied().max().unwrap_or(big);
+    let r = ratio(
+        en(Core::Lpatch, kbig).as_ref(),
+        en(Core::Klp, kbig).as_ref(),
+    );
     t.push((
-        "P1 lpatch per call <= direct + 5 instructions".into(),
-        gap.map_or("-".into(), |g| format!("+{g:.1}")),
-        gap.map(|g| g <= 5.0),
-    ));
-    let big = sizes.iter().copied().max().unwrap_or(0);
-    let en = |c| v.p2(c, big, Phase::Enable);
-    let r = ratio(en(Core::Lpatch).as_ref(), en(Core::Raw).as_ref());
-    t.push((
-        format!("P2 enable {big}: lpatch <= 1.3 x one raw ftrace_ops"),
-        fmt_ratio(r),
-        r.map(|r| r <= 1.3),
-    ));
-    let r = ratio(en(Core::Lpatch).as_ref(), en(Core::Klp).as_ref());
-    t.push((
-        format!("P2 enable {big}: lpatch/klp <= 0.01"),
+        format!("P2 enable {kbig}: lpatch/klp <= 0.01"),
         fmt_ratio(r),
         r.map(|r| r <= 0.01),
     ));
-    let dis = |c| v.p2(c, big, Phase::Disable);
+    let dis = |c| v.p2(c, kbig, Phase::Disable);
     let r = ratio(dis(Core::Lpatch).as_ref(), dis(Core::Klp).as_ref());
     t.push((
-        format!("P2 disable {big}: lpatch/klp <= 0.01"),
+        format!("P2 disable {kbig}: lpatch/klp <= 0.01"),
         fmt_ratio(r),
         r.map(|r| r <= 0.01),
     ));
@@ -215,16 +276,29 @@ fn targets(v: &View, sizes: &[usize]) -> Vec<(String, String, Option<bool>)> {
         .filter(|(n, _, _)| *n == "MemAvailable drop")
     {
         let r = ratio(
-            v.mem(Core::Lpatch, big, MemKind::Enable, *f).as_ref(),
-            v.mem(Core::Klp, big, MemKind::Enable, *f).as_ref(),
+            v.mem(Core::Lpatch, kbig, MemKind::Enable, *f).as_ref(),
+            v.mem(Core::Klp, kbig, MemKind::Enable, *f).as_ref(),
         );
         t.push((
-            format!("P3 {big} functions: lpatch/klp {name} <= 0.1"),
+            format!("P3 {kbig} functions: lpatch/klp {name} <= 0.1"),
             fmt_ratio(r),
             r.map(|r| r <= 0.1),
         ));
     }
     t
+}
+
+/// Why klp's figures at some sizes read "-", if they do.
+fn klp_note(m: &Meta) -> Option<String> {
+    let skipped = m.klp_skipped();
+    if skipped.is_empty() {
+        return None;
+    }
+    let list: Vec<String> = skipped.iter().map(|n| fmt_num(*n as f64)).collect();
+    Some(format!(
+        "  klp at {}: not measured in this run (minutes per enable and disable): its klp figures here and below read -; `lpatch-bench --klp-at N` measures them once (figures in README)",
+        list.join(", ")
+    ))
 }
 
 pub fn table(f: &Figures, m: &Meta) -> String {
@@ -238,10 +312,22 @@ pub fn table(f: &Figures, m: &Meta) -> String {
     for l in textwrap(NOTE, 92) {
         let _ = writeln!(s, "{l}");
     }
+    let other_reps: Vec<String> = m
+        .sizes
+        .iter()
+        .zip(&m.p2_reps)
+        .filter(|(_, &r)| r != m.reps)
+        .map(|(n, r)| format!("{r} at N = {}", fmt_num(*n as f64)))
+        .collect();
     let _ = writeln!(
         s,
-        "Each figure: median [min-max] of {} run(s){}.\n",
+        "Each figure: median [min-max] of {} run(s){}{}.\n",
         m.reps,
+        if other_reps.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", other_reps.join(", "))
+        },
         if m.fresh_boots {
             "; P2 and P3: a fresh boot per run"
         } else {
@@ -249,6 +335,36 @@ pub fn table(f: &Figures, m: &Meta) -> String {
         }
     );
 
+    if !f.p1.is_empty() {
+        p1_table(&mut s, &v, m);
+    }
+    p2_p3_tables(&mut s, &v, m);
+
+    let k = m.lpatch_ko;
+    let _ = writeln!(
+        s,
+        "  lpatch.ko sections, bytes: text {}, rodata {}, data {}, bss {}\n",
+        k.text, k.rodata, k.data, k.bss
+    );
+
+    let _ = writeln!(s, "Targets (reported, not enforced):");
+    for (what, val, met) in targets(&v, m) {
+        let verdict = match met {
+            Some(true) => "met",
+            Some(false) => "MISSED",
+            None => "not measured",
+        };
+        let _ = writeln!(s, "  {what}: {val}  {verdict}");
+    }
+    let _ = writeln!(
+        s,
+        "Verified: {} redirected function(s) after enables, {} back to the original after disables.",
+        f.verified_redirected, f.verified_restored
+    );
+    s
+}
+
+fn p1_table(s: &mut String, v: &View, m: &Meta) {
     let _ = writeln!(s, "P1 per-call cost: bench_f called {} times through a volatile function pointer (loop included)", fmt_num(m.calls as f64));
     let direct = v.p1("direct");
     let rows: Vec<Vec<String>> = [
@@ -271,18 +387,17 @@ pub fn table(f: &Figures, m: &Meta) -> String {
         vec![what.to_string(), fmt_stat(st.as_ref()), over]
     })
     .collect();
-    table_rows(
-        &mut s,
-        &["how the call runs", "ns/call", "over direct"],
-        &rows,
-    );
+    table_rows(s, &["how the call runs", "ns/call", "over direct"], &rows);
     let _ = writeln!(
         s,
         "  lpatch/klp {}   lpatch/direct {}\n",
         fmt_ratio(ratio(v.p1("lpatch").as_ref(), v.p1("klp").as_ref())),
         fmt_ratio(ratio(v.p1("lpatch").as_ref(), direct.as_ref()))
     );
+}
 
+fn p2_p3_tables(s: &mut String, v: &View, m: &Meta) {
+    let note = klp_note(m);
     let _ = writeln!(s, "P2 enable, ms: insmod start -> a call shows the new code (klp: transition over); all N checked redirected");
     let rows: Vec<Vec<String>> = m
         .sizes
@@ -308,7 +423,7 @@ pub fn table(f: &Figures, m: &Meta) -> String {
         })
         .collect();
     table_rows(
-        &mut s,
+        s,
         &[
             "N",
             "lpatch",
@@ -321,6 +436,9 @@ pub fn table(f: &Figures, m: &Meta) -> String {
         ],
         &rows,
     );
+    if let Some(l) = &note {
+        let _ = writeln!(s, "{l}");
+    }
     let _ = writeln!(s);
     let _ = writeln!(s, "P2 disable, ms: echo 0 > enabled -> a call shows the old code (klp: transition over; raw: rmmod); all N checked");
     let rows: Vec<Vec<String>> = m
@@ -334,31 +452,43 @@ pub fn table(f: &Figures, m: &Meta) -> String {
                 fmt_stat(g(Core::Klp).as_ref()),
                 fmt_stat(g(Core::Raw).as_ref()),
                 fmt_ratio(ratio(g(Core::Lpatch).as_ref(), g(Core::Klp).as_ref())),
+                fmt_ratio(ratio(g(Core::Lpatch).as_ref(), g(Core::Raw).as_ref())),
             ]
         })
         .collect();
     table_rows(
-        &mut s,
+        s,
         &[
             "N",
             "lpatch",
             "klp",
             "raw ops rmmod (control)",
             "lpatch/klp",
+            "lpatch/raw",
         ],
         &rows,
     );
-    if !f.klp_polls.is_empty() {
+    if let Some(max) = v.f.klp_polls.iter().max() {
         let _ = writeln!(
             s,
-            "  klp transition polls that found it unfinished (0.5 ms sleep each): max {}",
-            f.klp_polls.iter().max().unwrap()
+            "  klp transition polls that found it unfinished ({} ms sleep each): max {max}",
+            fmt_num(f64::from(m.klp_poll_us) / 1000.0)
         );
     }
     let _ = writeln!(s);
 
     let _ = writeln!(s, "P3 memory, kB: growth over insmod + enable, the patch module included (MemAvailable: its drop)");
     for &n in &m.sizes {
+        let ratio_row = |what: &str, over: Core| {
+            let mut r = vec![what.to_string()];
+            r.extend(MEM_FIELDS.iter().map(|(_, _, fld)| {
+                fmt_ratio(ratio(
+                    v.mem(Core::Lpatch, n, MemKind::Enable, *fld).as_ref(),
+                    v.mem(over, n, MemKind::Enable, *fld).as_ref(),
+                ))
+            }));
+            r
+        };
         let rows: Vec<Vec<String>> = [
             ("lpatch", Core::Lpatch, MemKind::Enable),
             ("klp", Core::Klp, MemKind::Enable),
@@ -380,44 +510,16 @@ pub fn table(f: &Figures, m: &Meta) -> String {
             );
             r
         })
-        .chain(std::iter::once({
-            let mut r = vec!["lpatch/klp".to_string()];
-            r.extend(MEM_FIELDS.iter().map(|(_, _, fld)| {
-                fmt_ratio(ratio(
-                    v.mem(Core::Lpatch, n, MemKind::Enable, *fld).as_ref(),
-                    v.mem(Core::Klp, n, MemKind::Enable, *fld).as_ref(),
-                ))
-            }));
-            r
-        }))
+        .chain([
+            ratio_row("lpatch/klp", Core::Klp),
+            ratio_row("lpatch/raw", Core::Raw),
+        ])
         .collect();
         let first = format!("N = {n}");
         let mut header = vec![first.as_str()];
         header.extend(MEM_FIELDS.iter().map(|(h, _, _)| *h));
-        table_rows(&mut s, &header, &rows);
+        table_rows(s, &header, &rows);
     }
-    let k = m.lpatch_ko;
-    let _ = writeln!(
-        s,
-        "  lpatch.ko sections, bytes: text {}, rodata {}, data {}, bss {}\n",
-        k.text, k.rodata, k.data, k.bss
-    );
-
-    let _ = writeln!(s, "Targets (reported, not enforced):");
-    for (what, val, met) in targets(&v, &m.sizes) {
-        let verdict = match met {
-            Some(true) => "met",
-            Some(false) => "MISSED",
-            None => "not measured",
-        };
-        let _ = writeln!(s, "  {what}: {val}  {verdict}");
-    }
-    let _ = writeln!(
-        s,
-        "Verified: {} redirected function(s) after enables, {} back to the original after disables.",
-        f.verified_redirected, f.verified_restored
-    );
-    s
 }
 
 fn textwrap(text: &str, width: usize) -> Vec<String> {
@@ -444,8 +546,10 @@ pub fn json(f: &Figures, m: &Meta) -> Value {
         .collect();
     let mut p2 = serde_json::Map::new();
     let mut p3 = serde_json::Map::new();
-    for &n in &m.sizes {
+    for (&n, &reps) in m.sizes.iter().zip(&m.p2_reps) {
         let mut e = serde_json::Map::new();
+        e.insert("reps".into(), json!(reps));
+        e.insert("klp_measured".into(), json!(m.klp_sizes.contains(&n)));
         for (c, ph, key) in [
             (Core::Lpatch, Phase::Enable, "lpatch_enable"),
             (Core::Klp, Phase::Enable, "klp_enable"),
@@ -465,6 +569,7 @@ pub fn json(f: &Figures, m: &Meta) -> Value {
                 "enable_lpatch_over_klp": ratio(g(Core::Lpatch, Phase::Enable).as_ref(), g(Core::Klp, Phase::Enable).as_ref()),
                 "enable_lpatch_over_raw_ops": ratio(g(Core::Lpatch, Phase::Enable).as_ref(), g(Core::Raw, Phase::Enable).as_ref()),
                 "disable_lpatch_over_klp": ratio(g(Core::Lpatch, Phase::Disable).as_ref(), g(Core::Klp, Phase::Disable).as_ref()),
+                "disable_lpatch_over_raw_ops_rmmod": ratio(g(Core::Lpatch, Phase::Disable).as_ref(), g(Core::Raw, Phase::Disable).as_ref()),
             }),
         );
         p2.insert(n.to_string(), Value::Object(e));
@@ -483,19 +588,24 @@ pub fn json(f: &Figures, m: &Meta) -> Value {
                 .collect();
             mm.insert(key.into(), Value::Object(o));
         }
-        let r: serde_json::Map<String, Value> = MEM_FIELDS
-            .iter()
-            .map(|(_, jk, fld)| {
-                (
-                    jk.to_string(),
-                    json!(ratio(
-                        v.mem(Core::Lpatch, n, MemKind::Enable, *fld).as_ref(),
-                        v.mem(Core::Klp, n, MemKind::Enable, *fld).as_ref()
-                    )),
-                )
-            })
-            .collect();
-        mm.insert("lpatch_over_klp".into(), Value::Object(r));
+        for (over, key) in [
+            (Core::Klp, "lpatch_over_klp"),
+            (Core::Raw, "lpatch_over_raw_ops"),
+        ] {
+            let r: serde_json::Map<String, Value> = MEM_FIELDS
+                .iter()
+                .map(|(_, jk, fld)| {
+                    (
+                        jk.to_string(),
+                        json!(ratio(
+                            v.mem(Core::Lpatch, n, MemKind::Enable, *fld).as_ref(),
+                            v.mem(over, n, MemKind::Enable, *fld).as_ref()
+                        )),
+                    )
+                })
+                .collect();
+            mm.insert(key.into(), Value::Object(r));
+        }
         p3.insert(n.to_string(), Value::Object(mm));
     }
     let k = m.lpatch_ko;
@@ -506,6 +616,8 @@ pub fn json(f: &Figures, m: &Meta) -> Value {
         "note": NOTE,
         "units": { "p1": "ns per call (guest time under -icount: instructions)", "p2": "ms", "p3": "kB" },
         "sizes": m.sizes,
+        "klp_sizes": m.klp_sizes,
+        "klp_not_measured": m.klp_skipped(),
         "reps": m.reps,
         "calls": m.calls,
         "boots": m.boots,
@@ -526,9 +638,10 @@ pub fn json(f: &Figures, m: &Meta) -> Value {
             "by_size": p3,
         },
         "klp_transition_polls_max": f.klp_polls.iter().max(),
+        "klp_transition_poll_us": m.klp_poll_us,
         "verified_redirected": f.verified_redirected,
         "verified_restored": f.verified_restored,
-        "targets": targets(&v, &m.sizes).into_iter().map(|(w, val, met)| json!({ "target": w, "value": val, "met": met })).collect::<Vec<_>>(),
+        "targets": targets(&v, m).into_iter().map(|(w, val, met)| json!({ "target": w, "value": val, "met": met })).collect::<Vec<_>>(),
     })
 }
 
@@ -548,6 +661,160 @@ mod tests {
             "2.00 [1.00-3.00]"
         );
         assert_eq!(fmt_stat(Stat::of(&[12.0101, 12.0102]).as_ref()), "12.01");
+    }
+
+    /// A run of sizes 1000 and 10,000, klp at 1000 only, figures made up.
+    fn run_1000_10000() -> (Figures, Meta) {
+        let cfg = Config {
+            sizes: vec![1000, 10_000],
+            ..Config::full()
+        };
+        let mut f = Figures::default();
+        let mut p2 = |c, n, ph, v: &[f64]| {
+            f.p2.insert((c, n, ph), v.to_vec());
+        };
+        for (c, en, dis) in [
+            (Core::Lpatch, 61.0, 18.0),
+            (Core::Raw, 47.0, 20.0),
+            (Core::Klp, 9614.0, 127_935.0),
+        ] {
+            p2(c, 1000, Phase::Enable, &[en; 5]);
+            p2(c, 1000, Phase::Disable, &[dis; 5]);
+        }
+        p2(Core::Lpatch, 10_000, Phase::Enable, &[600.0, 590.0, 610.0]);
+        p2(Core::Raw, 10_000, Phase::Enable, &[500.0, 500.0, 500.0]);
+        p2(Core::Lpatch, 10_000, Phase::Disable, &[150.0; 3]);
+        p2(Core::Raw, 10_000, Phase::Disable, &[100.0; 3]);
+        p2(Core::Lpatch, 10_000, Phase::LoadOnly, &[40.0; 3]);
+        let mem = |kb: f64| MemDelta {
+            available_drop: kb,
+            vmalloc_used: kb / 4.0,
+            vmallocinfo: kb / 4.0,
+            slab: kb / 2.0,
+        };
+        f.mem.insert(
+            (Core::Lpatch, 10_000, MemKind::Enable),
+            vec![mem(9600.0); 3],
+        );
+        f.mem
+            .insert((Core::Raw, 10_000, MemKind::Enable), vec![mem(4800.0); 3]);
+        f.mem
+            .insert((Core::Lpatch, 1000, MemKind::Enable), vec![mem(960.0); 5]);
+        f.mem
+            .insert((Core::Klp, 1000, MemKind::Enable), vec![mem(4900.0); 5]);
+        let m = Meta::of(&cfg, "6.1.0-test".into(), 100.0, Sizes::default());
+        (f, m)
+    }
+
+    #[test]
+    fn the_10000_row_has_raw_ratios_and_no_klp() {
+        let (f, m) = run_1000_10000();
+        assert_eq!(m.p2_reps, [5, 3]);
+        assert_eq!(m.klp_sizes, [1000]);
+        let t = table(&f, &m);
+        // no P1 figures: no P1 table
+        assert!(!t.contains("P1 per-call cost"), "{t}");
+        assert!(
+            t.contains("median [min-max] of 5 run(s) (3 at N = 10,000)"),
+            "{t}"
+        );
+        let row = |heading: &str| -> Vec<String> {
+            let at = t.find(heading).unwrap();
+            t[at..]
+                .lines()
+                .find(|l| l.trim_start().starts_with("10000 "))
+                .unwrap()
+                .split_whitespace()
+                .map(String::from)
+                .collect()
+        };
+        // N lpatch klp raw load-only(lp) load-only(klp) lpatch/klp lpatch/raw
+        assert_eq!(
+            row("P2 enable"),
+            [
+                "10000",
+                "600.0",
+                "[590.0-610.0]",
+                "-",
+                "500.0",
+                "40.00",
+                "-",
+                "-",
+                "1.20"
+            ]
+        );
+        // N lpatch klp raw lpatch/klp lpatch/raw
+        assert_eq!(
+            row("P2 disable"),
+            ["10000", "150.0", "-", "100.0", "-", "1.50"]
+        );
+        assert!(t.contains("klp at 10,000: not measured in this run"), "{t}");
+        assert!(t.contains("lpatch-bench --klp-at N"), "{t}");
+        let p3 = &t[t.find("N = 10000").unwrap()..];
+        let ratio_line = p3.lines().find(|l| l.contains("lpatch/raw")).unwrap();
+        assert!(
+            ratio_line.split_whitespace().any(|c| c == "2.00"),
+            "{ratio_line}"
+        );
+        let klp_line = p3
+            .lines()
+            .find(|l| l.trim_start().starts_with("klp "))
+            .unwrap();
+        assert!(
+            klp_line.split_whitespace().skip(1).all(|c| c == "-"),
+            "{klp_line}"
+        );
+        // the raw target at both sizes, the klp ones at 1000
+        assert!(t.contains("P2 enable 1000: lpatch <= 1.3 x one raw ftrace_ops: 1.30  met"));
+        assert!(t.contains("P2 enable 10000: lpatch <= 1.3 x one raw ftrace_ops: 1.20  met"));
+        assert!(
+            t.contains("P2 enable 1000: lpatch/klp <= 0.01: 0.0063  met"),
+            "{t}"
+        );
+        assert!(t.contains("P3 1000 functions: lpatch/klp MemAvailable drop <= 0.1: 0.20  MISSED"));
+        assert!(!t.contains("lpatch/klp <= 0.01: -"), "{t}");
+    }
+
+    #[test]
+    fn json_keeps_every_sample_and_says_what_klp_skipped() {
+        let (f, m) = run_1000_10000();
+        let j = json(&f, &m);
+        assert_eq!(j["sizes"], json!([1000, 10_000]));
+        assert_eq!(j["klp_not_measured"], json!([10_000]));
+        let big = &j["p2"]["10000"];
+        assert_eq!(big["reps"], json!(3));
+        assert_eq!(big["klp_measured"], json!(false));
+        assert_eq!(
+            big["lpatch_enable_ms"]["samples"],
+            json!([600.0, 590.0, 610.0])
+        );
+        assert_eq!(big["lpatch_enable_ms"]["median"], json!(600.0));
+        assert!(big["klp_enable_ms"].is_null() && big["klp_disable_ms"].is_null());
+        assert_eq!(big["ratios"]["enable_lpatch_over_raw_ops"], json!(1.2));
+        assert_eq!(
+            big["ratios"]["disable_lpatch_over_raw_ops_rmmod"],
+            json!(1.5)
+        );
+        assert!(big["ratios"]["enable_lpatch_over_klp"].is_null());
+        let p3 = &j["p3"]["by_size"]["10000"];
+        assert_eq!(
+            p3["lpatch_over_raw_ops"]["mem_available_drop_kb"],
+            json!(2.0)
+        );
+        assert_eq!(
+            p3["lpatch"]["slab_kb"]["samples"].as_array().unwrap().len(),
+            3
+        );
+        assert_eq!(j["p2"]["1000"]["reps"], json!(5));
+        assert_eq!(j["p2"]["1000"]["klp_measured"], json!(true));
+        let targets: Vec<&str> = j["targets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["target"].as_str().unwrap())
+            .collect();
+        assert!(targets.contains(&"P2 enable 10000: lpatch <= 1.3 x one raw ftrace_ops"));
+        assert!(targets.contains(&"P2 disable 1000: lpatch/klp <= 0.01"));
     }
 
     #[test]

@@ -345,6 +345,7 @@ mod tests {
             name: "t".into(),
             steps: vec![Step::P2(Core::Lpatch, 2)],
             timeout: 1,
+            klp_poll_us: 500,
         }
     }
 

@@ -7,13 +7,13 @@
 
 use lpatch_bench::plan::Core;
 use lpatch_bench::results::{MemKind, Phase};
-use lpatch_bench::{elf, prepare, report, run, Config, Env, ICOUNT};
+use lpatch_bench::{elf, prepare, report, run, Config, Env};
 
 #[test]
 fn quick_bench() {
     let env = Env::detect().unwrap();
     let cfg = Config::quick();
-    let modules = prepare(&env, &cfg.gen_name, &cfg.sizes).unwrap_or_else(|e| panic!("{e}"));
+    let modules = prepare(&env, &cfg.gen_name, &cfg.patches()).unwrap_or_else(|e| panic!("{e}"));
     let start = std::time::Instant::now();
     let fig = run(&env, &cfg, &modules).unwrap_or_else(|e| panic!("{e}"));
 
@@ -60,18 +60,12 @@ fn quick_bench() {
     assert_eq!(fig.verified_redirected, redirected);
     assert_eq!(fig.verified_restored, redirected);
 
-    let meta = report::Meta {
-        date: report::today(),
-        kernel: lpatch_vm::kernel_release(&env.kernel_dir).unwrap(),
-        qemu_args: ICOUNT.join(" "),
-        sizes: cfg.sizes.clone(),
-        reps: cfg.reps,
-        calls: cfg.calls,
-        boots: lpatch_bench::plan::boots(&cfg.sizes, cfg.reps, cfg.combine).len(),
-        wall_secs: start.elapsed().as_secs_f64(),
-        lpatch_ko: elf::section_sizes(modules.get("lpatch.ko").unwrap()).unwrap(),
-        fresh_boots: !cfg.combine,
-    };
+    let meta = report::Meta::of(
+        &cfg,
+        lpatch_vm::kernel_release(&env.kernel_dir).unwrap(),
+        start.elapsed().as_secs_f64(),
+        elf::section_sizes(modules.get("lpatch.ko").unwrap()).unwrap(),
+    );
     let json = report::json(&fig, &meta);
     assert!(json["p1"]["ns_per_call"]["lpatch"]["median"].is_f64());
     eprint!("{}", report::table(&fig, &meta));
