@@ -338,7 +338,7 @@ impl<K: Kernel> Core<K> {
             } else if e == Error::EBUSY {
                 log_err!(
                     self.k,
-                    "patch {}: a function of it ({}) is already modified by another ftrace user (the in-kernel livepatch core, or a kprobe with a post handler)",
+                    "patch {}: a function of it ({}) is already modified by another ftrace user (the in-kernel livepatch core, a kprobe with a post handler, or an ftrace direct call)",
                     p.name,
                     FuncNames(p)
                 );

@@ -14,6 +14,7 @@ type FindModule = unsafe extern "C" fn(*const c_char) -> *mut ffi::module;
 type FtraceLocation = unsafe extern "C" fn(c_ulong) -> c_ulong;
 type TextPoke = unsafe extern "C" fn(*mut c_void, *const c_void, usize) -> *mut c_void;
 type TextPokeSync = unsafe extern "C" fn();
+type FindRecDirect = unsafe extern "C" fn(c_ulong) -> c_ulong;
 
 /// The unexported kernel functions the core calls, found once at load.
 pub struct Kallsyms {
@@ -27,6 +28,10 @@ pub struct Kallsyms {
     text_mutex: usize,
     /// ftrace's `int ftrace_enabled` (sysctl kernel.ftrace_enabled).
     ftrace_enabled: usize,
+    /// ftrace's direct calls (BPF trampolines, register_ftrace_direct): `direct_mutex`,
+    /// which serialises their changes, and `ftrace_find_rec_direct`. None on a kernel
+    /// built without them.
+    direct: Option<(usize, FindRecDirect)>,
     /// How far KASLR moved the kernel from its link-time address.
     pub kaslr_offset: usize,
 }
@@ -70,6 +75,13 @@ fn lookup(f: LookupName, name: &CStr) -> Result<usize> {
     Ok(addr)
 }
 
+/// As [`lookup`], for a symbol a kernel may lack: no log line.
+fn lookup_quiet(f: LookupName, name: &CStr) -> Option<usize> {
+    // SAFETY: f is kallsyms_lookup_name; name is NUL-terminated.
+    let addr = unsafe { f(name.as_ptr()) } as usize;
+    (addr != 0).then_some(addr)
+}
+
 impl Kallsyms {
     pub fn init() -> Result<Kallsyms> {
         let f = kprobe_lookup_name()?;
@@ -89,6 +101,9 @@ impl Kallsyms {
                 text_poke_sync: core::mem::transmute::<usize, TextPokeSync>(lookup(f, c"text_poke_sync")?),
                 text_mutex: lookup(f, c"text_mutex")?,
                 ftrace_enabled: lookup(f, c"ftrace_enabled")?,
+                direct: lookup_quiet(f, c"direct_mutex").zip(
+                    lookup_quiet(f, c"ftrace_find_rec_direct").map(|a| core::mem::transmute::<usize, FindRecDirect>(a)),
+                ),
                 kaslr_offset: text.wrapping_sub(ffi::lpatch_start_kernel() as usize),
             })
         }
@@ -132,6 +147,28 @@ impl Kallsyms {
             (self.text_poke)(addr as *mut c_void, bytes.as_ptr().cast(), bytes.len());
             ffi::lpatch_mutex_unlock(self.text_mutex as *mut c_void);
         }
+    }
+
+    /// Runs `f` with ftrace's direct calls held still (direct_mutex: no BPF trampoline or
+    /// register_ftrace_direct user attaches or detaches meanwhile), giving it the question
+    /// "does a direct call sit on this call site?". ftrace's own functions may be called
+    /// from `f`, register_ftrace_function excepted (it takes the same mutex).
+    pub fn with_direct_calls_held<R>(&self, f: impl FnOnce(&dyn Fn(usize) -> bool) -> R) -> R {
+        let Some((mutex, find)) = self.direct else {
+            return f(&|_| false);
+        };
+        let is_direct = |ip: usize| {
+            // SAFETY: ftrace_find_rec_direct only looks `ip` up in ftrace's hash of direct
+            // calls, which direct_mutex (held here) keeps from changing.
+            unsafe { find(ip as c_ulong) != 0 }
+        };
+        // SAFETY: direct_mutex is ftrace's static mutex; taken and released in order, in
+        // process context, before ftrace_lock as ftrace itself takes them.
+        unsafe { ffi::lpatch_mutex_lock(mutex as *mut c_void) };
+        let r = f(&is_direct);
+        // SAFETY: taken just above.
+        unsafe { ffi::lpatch_mutex_unlock(mutex as *mut c_void) };
+        r
     }
 
     /// Whether ftrace is switched on (sysctl kernel.ftrace_enabled).

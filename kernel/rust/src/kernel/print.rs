@@ -80,6 +80,23 @@ pub fn print(level: Level, args: fmt::Arguments<'_>) {
     }
 }
 
+/// Prints one error line "lpatch: <symbol of ip>: <text>" (the kernel names the symbol).
+pub fn err_at(ip: usize, args: fmt::Arguments<'_>) {
+    let mut line = LineBuf::new();
+    let _ = line.write_fmt(args);
+    let bytes = line.as_bytes();
+    // SAFETY: the format is NUL-terminated; %ps takes a pointer it only looks up in
+    // kallsyms (any value is safe), %.*s an int length and that many readable bytes.
+    unsafe {
+        ffi::_printk(
+            c"\x013lpatch: %ps: %.*s\n".as_ptr(),
+            ip as *const core::ffi::c_void,
+            bytes.len() as core::ffi::c_int,
+            bytes.as_ptr(),
+        );
+    }
+}
+
 #[macro_export]
 macro_rules! pr_info {
     ($($arg:tt)*) => { $crate::kernel::print::print($crate::kernel::print::Level::Info, format_args!($($arg)*)) };

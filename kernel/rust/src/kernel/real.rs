@@ -93,7 +93,24 @@ impl Kernel for Real {
     }
 
     fn filter_add(&self, ips: &mut [usize]) -> Result {
-        ftrace::filter_add(ips, false)
+        // 6.1 negotiates sharing a call site with a direct call (a BPF trampoline) only when
+        // an IPMODIFY ops registers; a filter added to one already registered skips that,
+        // and the direct call would then run the original, not the replacement. Refuse
+        // such a site instead, with direct calls held still until the filter is in place.
+        self.syms.with_direct_calls_held(|is_direct| {
+            let mut refused = false;
+            for &ip in ips.iter().filter(|&&ip| is_direct(ip)) {
+                print::err_at(
+                    ip,
+                    format_args!("called through an ftrace direct call (a BPF trampoline, or register_ftrace_direct): lpatch cannot share it while another patch is enabled"),
+                );
+                refused = true;
+            }
+            if refused {
+                return Err(Error::EBUSY);
+            }
+            ftrace::filter_add(ips, false)
+        })
     }
 
     fn filter_set(&self, sites: &mut [usize]) -> Result {
