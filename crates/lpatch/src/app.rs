@@ -2,6 +2,7 @@
 //! The commands. Each returns Ok(()) or a [`Failure`] that says in words what went wrong.
 
 use crate::errno;
+use crate::ftrace_users;
 use crate::kmsg::{self, Cursor};
 use crate::ops::KernelOps;
 use crate::procmods::{self, Module};
@@ -222,6 +223,18 @@ struct InfoJson<'a> {
     #[serde(flatten)]
     patch: &'a Patch,
     module: Option<&'a Module>,
+    /// Per patched function, what ftrace says of it (tracefs enabled_functions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ftrace: Option<Vec<FtraceOfFunction<'a>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ftrace_error: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct FtraceOfFunction<'a> {
+    object: &'a str,
+    function: &'a str,
+    sites: Vec<&'a ftrace_users::Site>,
 }
 
 pub fn info(ctx: &mut Ctx, name: &str, json: bool) -> Outcome {
@@ -236,13 +249,34 @@ pub fn info(ctx: &mut Ctx, name: &str, json: bool) -> Outcome {
         return Err(not_found(&snap.layout, name, &snap.ours));
     };
     let module = snap.module(name);
+    let ftrace = ftrace_users::read(&ctx.sys);
     if json {
-        ctx.json(&InfoJson { patch, module });
+        let per_function = ftrace.as_ref().ok().map(|sites| {
+            patch
+                .objects
+                .iter()
+                .flat_map(|o| {
+                    let module = (o.name != "vmlinux").then_some(o.name.as_str());
+                    o.functions.iter().map(move |f| FtraceOfFunction {
+                        object: &o.name,
+                        function: &f.dir,
+                        sites: ftrace_users::of_function(sites, &f.name, module),
+                    })
+                })
+                .collect()
+        });
+        ctx.json(&InfoJson {
+            patch,
+            module,
+            ftrace: per_function,
+            ftrace_error: ftrace.as_ref().err().map(String::as_str),
+        });
     } else {
         let text = render::info(
             patch,
             module,
             snap.modules.as_ref().err().map(String::as_str),
+            &ftrace,
         );
         ctx.say(&text);
     }
@@ -404,7 +438,14 @@ fn write_enabled(
             let f = Failure::new(Exit::Failed, format!("cannot enable patch {name}: {what}"));
             let owners = owners_of_functions(ctx, name, dir);
             if owners.is_empty() {
-                f.detail("the core is busy with this patch, or another ftrace user that changes the instruction pointer (a kernel livepatch, another live patching tool) owns a function it patches")
+                let f = f.detail("the core is busy with this patch, or another ftrace user that changes the instruction pointer (a kernel livepatch, another live patching tool, a kprobe with a post handler, a BPF trampoline) owns a function it patches");
+                let held = ftrace_holders(ctx, dir);
+                if held.is_empty() {
+                    f
+                } else {
+                    f.detail("ftrace shows (tracefs enabled_functions):")
+                        .details(held.iter().map(|l| format!("  {l}")))
+                }
             } else {
                 f.detail("a function it patches is already redirected by another enabled patch:")
                     .details(owners.iter().map(|o| format!("  {o}")))
@@ -456,6 +497,39 @@ fn owners_of_functions(ctx: &Ctx, name: &str, dir: &Path) -> Vec<String> {
                     ));
                 }
             }
+        }
+    }
+    lines
+}
+
+/// The functions of a (disabled) patch that other ftrace users hold, as tracefs's
+/// enabled_functions tells it, each with who it probably is; empty when unreadable.
+fn ftrace_holders(ctx: &Ctx, dir: &Path) -> Vec<String> {
+    let Ok(sites) = ftrace_users::read(&ctx.sys) else {
+        return Vec::new();
+    };
+    let me = sysfs::read_patch(dir, CoreKind::Lpatch, None);
+    let mut lines = Vec::new();
+    for o in &me.objects {
+        let module = (o.name != "vmlinux").then_some(o.name.as_str());
+        for f in &o.functions {
+            let found = ftrace_users::of_function(&sites, &f.name, module);
+            if found.is_empty() {
+                continue;
+            }
+            let who = if found.iter().any(|s| s.direct) {
+                "a direct call (a BPF trampoline, or register_ftrace_direct)"
+            } else if found.iter().any(|s| s.ipmodify) {
+                "an ftrace user that changes the instruction pointer (a kernel livepatch, or a kprobe with a post handler)"
+            } else {
+                "tracers or kprobes, which share a function with a patch"
+            };
+            lines.push(format!(
+                "{}: {}: {}: {who}",
+                o.name,
+                f.name,
+                render::ftrace_line(&o.name, &f.name, &sites)
+            ));
         }
     }
     lines

@@ -7,6 +7,7 @@ pub mod build;
 pub mod cli;
 pub mod elf;
 pub mod errno;
+pub mod ftrace_users;
 pub mod klp_convert;
 pub mod kmsg;
 pub mod ops;

@@ -2,6 +2,7 @@
 //! Text output.
 
 use crate::app::Snapshot;
+use crate::ftrace_users::{self, Site};
 use crate::procmods::Module;
 use crate::sysfs::{CoreKind, Function, Object, Patch};
 use crate::taint::Taint;
@@ -205,7 +206,13 @@ pub fn module_summary(m: &Module) -> String {
     parts.join(", ")
 }
 
-pub fn info(p: &Patch, module: Option<&Module>, modules_error: Option<&str>) -> String {
+/// `ftrace`: tracefs's enabled_functions, or why it could not be read.
+pub fn info(
+    p: &Patch,
+    module: Option<&Module>,
+    modules_error: Option<&str>,
+    ftrace: &Result<Vec<Site>, String>,
+) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "patch:       {}", p.name);
     let _ = writeln!(
@@ -257,6 +264,13 @@ pub fn info(p: &Patch, module: Option<&Module>, modules_error: Option<&str>) -> 
                     let _ = writeln!(s, "    {}", f.dir);
                 }
             }
+            if let Ok(sites) = ftrace {
+                let _ = writeln!(
+                    s,
+                    "      ftrace    {}",
+                    ftrace_line(&o.name, &f.name, sites)
+                );
+            }
             if p.core == CoreKind::Lpatch {
                 if let Some(old) = &f.old_addr {
                     let note = if f.target_unresolved() {
@@ -275,10 +289,65 @@ pub fn info(p: &Patch, module: Option<&Module>, modules_error: Option<&str>) -> 
             }
         }
     }
+    match ftrace {
+        Ok(_) if nfuncs > 0 => s.push_str(FTRACE_LEGEND),
+        Ok(_) => {}
+        Err(e) => {
+            let _ = writeln!(
+                s,
+                "ftrace:      who else traces these functions is unknown: {e}"
+            );
+        }
+    }
     if p.core == CoreKind::KernelLivepatch {
         let _ = writeln!(s, "To change it, use {} directly.", p.path);
     }
     s
+}
+
+const FTRACE_LEGEND: &str = "\
+ftrace lines: how many ftrace users trace the function (lpatch's own included) and the
+kernel's flags (tracefs enabled_functions): R registers saved, I the ip modified (a live
+patch, lpatch's or the kernel's, or a kprobe with a post handler), D a direct call (a BPF
+trampoline, or register_ftrace_direct).
+";
+
+/// What ftrace says of one function: its users and flags, the target of a direct call.
+pub(crate) fn ftrace_line(object: &str, function: &str, sites: &[Site]) -> String {
+    let module = (object != "vmlinux").then_some(object);
+    let found = ftrace_users::of_function(sites, function, module);
+    if found.is_empty() {
+        return "no ftrace user".to_string();
+    }
+    let parts: Vec<String> = found
+        .iter()
+        .map(|site| {
+            let flags = site.flags();
+            let mut t = format!(
+                "{} user{}{}",
+                site.ops,
+                if site.ops == 1 { "" } else { "s" },
+                if flags.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({flags})")
+                }
+            );
+            for d in site.detail.iter().filter(|d| d.starts_with("direct-->")) {
+                let _ = write!(t, ", {d}");
+            }
+            t
+        })
+        .collect();
+    let mut line = parts.join("; ");
+    if found.len() > 1 {
+        let _ = write!(
+            line,
+            " ({} functions carry this name; ftrace does not tell them apart)",
+            found.len()
+        );
+    }
+    line
 }
 
 /// "  vmlinux: f1, f2" lines: what a freshly loaded patch patches.

@@ -453,6 +453,12 @@ fn garbage_in_sysfs_does_not_panic() {
 fn info_text() {
     let env = Env::new().core();
     sample(&env);
+    env.t.write(
+        "sys/kernel/tracing/enabled_functions",
+        "cmdline_proc_show (2) R I D\ttramp: 0xffffffffc0002000 ->lpatch_handler+0x0/0x90 [lpatch]\n\
+\tdirect-->bpf_trampoline_6442493000+0x0/0xf1\n\
+nfsd_open [nfsd] (1) R I   \n",
+    );
     let (code, out, _) = env.run0(&["info", "livepatch_sample"]);
     assert_eq!(code, 0);
     let expected = format!(
@@ -465,16 +471,42 @@ module:      livepatch_sample: Live, refcount 1, used by no module, taints OEK
 objects:     2 object(s), 2 function(s)
   vmlinux
     cmdline_proc_show (sympos 0)
+      ftrace    2 users (R I D), direct-->bpf_trampoline_6442493000+0x0/0xf1
       old_addr  0xffffffff81234560
       new_addr  0xffffffffc0a01000
   nfsd (module not loaded; patched when it loads)
     nfsd_open (sympos 2)
+      ftrace    1 user (R I)
       old_addr  0x0 (target not loaded)
       new_addr  0xffffffffc0a01100
+ftrace lines: how many ftrace users trace the function (lpatch's own included) and the
+kernel's flags (tracefs enabled_functions): R registers saved, I the ip modified (a live
+patch, lpatch's or the kernel's, or a kprobe with a post handler), D a direct call (a BPF
+trampoline, or register_ftrace_direct).
 ",
         env.sys("kernel/lpatch/livepatch_sample").display()
     );
     assert_eq!(out, expected);
+}
+
+#[test]
+fn info_without_tracefs_says_so() {
+    let env = Env::new().core();
+    sample(&env);
+    let (code, out, _) = env.run0(&["info", "livepatch_sample"]);
+    assert_eq!(code, 0);
+    assert!(!out.contains("      ftrace "), "{out}");
+    assert!(
+        out.contains("ftrace:      who else traces these functions is unknown: ")
+            && out.contains("tracefs is not mounted (mount -t tracefs tracefs "),
+        "{out}"
+    );
+    env.t.write("sys/kernel/tracing/enabled_functions", "");
+    let (_, out, _) = env.run0(&["info", "livepatch_sample"]);
+    assert!(
+        out.contains("    cmdline_proc_show (sympos 0)\n      ftrace    no ftrace user\n"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -511,6 +543,27 @@ fn info_json() {
         v["objects"][1]["functions"][0]["new_addr"],
         "0xffffffffc0a01100"
     );
+    assert!(v["ftrace_error"]
+        .as_str()
+        .is_some_and(|e| e.contains("tracefs is not mounted")));
+    env.t.write(
+        "sys/kernel/tracing/enabled_functions",
+        "cmdline_proc_show (2) R I D\n\tdirect-->bpf_trampoline_1+0x0/0xf1\n",
+    );
+    let (_, out, _) = env.run0(&["info", "livepatch_sample", "--json"]);
+    let v = json(&out);
+    assert!(v.get("ftrace_error").is_none(), "{out}");
+    let f = &v["ftrace"];
+    assert_eq!(f[0]["object"], "vmlinux");
+    assert_eq!(f[0]["function"], "cmdline_proc_show,0");
+    assert_eq!(f[0]["sites"][0]["ops"], 2);
+    assert_eq!(f[0]["sites"][0]["direct"], true);
+    assert_eq!(
+        f[0]["sites"][0]["detail"][0],
+        "direct-->bpf_trampoline_1+0x0/0xf1"
+    );
+    assert_eq!(f[1]["function"], "nfsd_open,2");
+    assert_eq!(f[1]["sites"].as_array().map(Vec::len), Some(0));
 }
 
 #[test]
@@ -706,6 +759,18 @@ fn enable_ebusy_names_the_owner_of_the_function() {
     let (code, _, err) = env.run(&ops, &["enable", "p"]);
     assert_eq!(code, 1);
     assert!(err.contains("another ftrace user"), "{err}");
+    assert!(!err.contains("ftrace shows"), "{err}");
+    // ftrace tells who holds it: a direct call (a BPF trampoline).
+    env.t.write(
+        "sys/kernel/tracing/enabled_functions",
+        "meminfo_proc_show (1) R I D\n\tdirect-->bpf_trampoline_7+0x0/0xf1\nother_fn (1) R I\n",
+    );
+    let (_, _, err) = env.run(&ops, &["enable", "p"]);
+    assert!(
+        err.contains("ftrace shows (tracefs enabled_functions):\n    vmlinux: meminfo_proc_show: 1 user (R I D), direct-->bpf_trampoline_7+0x0/0xf1: a direct call (a BPF trampoline, or register_ftrace_direct)\n"),
+        "{err}"
+    );
+    assert!(!err.contains("other_fn"), "{err}");
 }
 
 #[test]

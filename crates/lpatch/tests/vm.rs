@@ -263,6 +263,9 @@ fn cli_drives_the_core() {
         ("syms_none", "lpatch syms no_such_symbol_xyz"),
         ("info", "lpatch info livepatch_sample"),
         ("info_json", "lpatch info livepatch_sample --json"),
+        ("kprobe_on", "insmod kprobe_post.ko post=0"),
+        ("info_kprobe", "lpatch info livepatch_sample"),
+        ("kprobe_off", "rmmod kprobe_post"),
         ("status_k", "lpatch status"),
         ("status_k_json", "lpatch status --json"),
         ("disable_under", "lpatch disable livepatch_sample"),
@@ -490,9 +493,26 @@ fn cli_drives_the_core() {
             "module:      livepatch_sample: Live",
             "cmdline_proc_show (sympos 1)",
             &format!("old_addr  {}", syms["cmdline_proc_show"]),
+            // lpatch's ops alone, modifying the ip (it needs no saved registers).
+            "    cmdline_proc_show (sympos 1)\n      ftrace    1 user (I)\n",
+            "ftrace lines: how many ftrace users trace the function",
         ],
     );
+    // A kprobe (no post handler) shares the function: ftrace counts two users.
+    c.check("kprobe_on", 0, &[]);
+    c.check(
+        "info_kprobe",
+        0,
+        &[
+            "    cmdline_proc_show (sympos 1)\n      ftrace    2 users (",
+            " I)\n",
+        ],
+    );
+    c.check("kprobe_off", 0, &[]);
     let info = c.json("info_json");
+    assert_eq!(info["ftrace"][0]["function"], "cmdline_proc_show,1");
+    assert_eq!(info["ftrace"][0]["sites"][0]["ops"], 1);
+    assert_eq!(info["ftrace"][0]["sites"][0]["ipmodify"], true);
     assert_eq!(info["name"], "livepatch_sample");
     assert_eq!(info["module"]["name"], "livepatch_sample");
     assert_eq!(info["module"]["state"], "Live");
