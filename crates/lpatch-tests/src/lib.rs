@@ -193,3 +193,34 @@ pub fn tainted_k(v: &str) -> bool {
         .map(|t| t & (1 << 15) != 0)
         .unwrap_or(false)
 }
+
+/// The counting BPF fexit program (`crates/lpatch-fexit/bpf/count_exit.bpf.c`) compiled
+/// with clang for the BPF target, into `<build>/bpf/`; `lpatch-fexit` loads it in the guest.
+pub fn bpf_count_exit_object() -> PathBuf {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lpatch-fexit/bpf/count_exit.bpf.c");
+    let dir = build_dir().join("bpf");
+    std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
+    let out = dir.join("count_exit.o");
+    let r = std::process::Command::new("clang")
+        .args([
+            "-O2",
+            "-g",
+            "-target",
+            "bpf",
+            "-I/usr/include/x86_64-linux-gnu",
+            "-c",
+        ])
+        .arg(&src)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap_or_else(|e| panic!("running clang (scripts/setup.sh installs it): {e}"));
+    assert!(
+        r.status.success(),
+        "clang -target bpf {}: {}\n{}",
+        src.display(),
+        r.status,
+        String::from_utf8_lossy(&r.stderr)
+    );
+    out
+}

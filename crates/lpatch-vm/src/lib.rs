@@ -22,6 +22,7 @@
 pub mod cpio;
 pub mod kernel;
 pub mod parse;
+pub mod tools;
 
 use std::ffi::OsStr;
 use std::fmt;
@@ -36,6 +37,7 @@ pub use kernel::{
     kernel_release, linked_text_address, require_debug_kernel, require_stock_kernel,
 };
 pub use parse::{is_splat, splats, split_output, BENIGN_LINES, SPLAT_LINE_STARTS, SPLAT_PATTERNS};
+pub use tools::static_binary;
 
 /// Where the test script, the .ko files and the /init script live in the guest.
 pub const GUEST_MODULE_DIR: &str = "/lib/lpatch";

@@ -12,10 +12,6 @@ use lpatch_vm::{Boot, Vm, VmRun};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
-use std::sync::OnceLock;
-
-const TARGET: &str = "x86_64-unknown-linux-gnu";
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -43,40 +39,8 @@ fn ko(rel: &str) -> PathBuf {
 }
 
 /// The static binary, built once per test process unless `$LPATCH_CLI` names one.
-fn cli() -> &'static Path {
-    static CLI: OnceLock<PathBuf> = OnceLock::new();
-    CLI.get_or_init(|| {
-        if let Some(p) = env_path("LPATCH_CLI") {
-            assert!(p.is_file(), "LPATCH_CLI={} does not exist", p.display());
-            return p;
-        }
-        let crates = repo().join("crates");
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-        let out = Command::new(&cargo)
-            .args([
-                "build",
-                "--release",
-                "--quiet",
-                "--target",
-                TARGET,
-                "-p",
-                "lpatch",
-            ])
-            .env("RUSTFLAGS", "-C target-feature=+crt-static")
-            .current_dir(&crates)
-            .output()
-            .expect("running cargo");
-        assert!(
-            out.status.success(),
-            "building the static lpatch: {}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let target_dir = env_path("CARGO_TARGET_DIR").unwrap_or_else(|| crates.join("target"));
-        let bin = target_dir.join(TARGET).join("release/lpatch");
-        assert!(bin.is_file(), "{} was not built", bin.display());
-        bin
-    })
+fn cli() -> PathBuf {
+    lpatch_vm::static_binary("lpatch", "lpatch", "LPATCH_CLI")
 }
 
 /// One command of the guest script: what it printed (stdout and stderr) and its status.
