@@ -12,7 +12,9 @@ pub mod compare;
 pub mod diff;
 pub mod dwarf;
 pub mod error;
+pub mod extract;
 pub mod headers;
+pub mod module;
 pub mod progress;
 pub mod refuse;
 pub mod report;
@@ -265,9 +267,31 @@ pub fn dry_run(o: &Options) -> Result<Report> {
     Ok(r)
 }
 
+/// Compiles, compares and makes the patch module (not yet converted: see
+/// [`module::make`]). What a live patch cannot carry fails it, as in [`dry_run`].
+pub fn build(o: &Options, spec: &module::Spec) -> Result<(Report, module::Made)> {
+    let (r, tree) = compare_in(o)?;
+    if !r.refused.is_empty() {
+        return Err(Error::Refused(format!(
+            "{}: a live patch cannot carry what this diff changes:\n  {}",
+            o.patch.display(),
+            r.refused.join("\n  ")
+        )));
+    }
+    let step = o.progress.step("making the patch module");
+    let after = tree.state_dir().join("objects").join("after");
+    let made = module::make(&tree, &r, &after, spec)?;
+    step.done();
+    Ok((r, made))
+}
+
 /// Compiles and compares: the whole report, with what a live patch cannot carry listed in
 /// [`Report::refused`] rather than failing.
 pub fn compare_diff(o: &Options) -> Result<Report> {
+    compare_in(o).map(|(r, _)| r)
+}
+
+fn compare_in(o: &Options) -> Result<(Report, tree::Tree)> {
     let text =
         std::fs::read(&o.patch).map_err(|e| Error::Patch(format!("{}: {e}", o.patch.display())))?;
     let text = String::from_utf8_lossy(&text);
@@ -439,11 +463,12 @@ pub fn compare_diff(o: &Options) -> Result<Report> {
             units.len()
         )));
     }
-    Ok(Report {
+    let report = Report {
         kernel: tree.kver.clone(),
         source: tree.source.clone(),
         compared: units.iter().map(|u| u.source.clone()).collect(),
         objects,
         refused: refusals,
-    })
+    };
+    Ok((report, tree))
 }

@@ -352,6 +352,17 @@ pub fn open_user(dir: &Path, cache: &Path, jobs: usize) -> Result<Tree> {
 }
 
 impl Tree {
+    /// `make` in the tree with its compiler, release and flags.
+    fn make(&self) -> Command {
+        make_in(
+            &self.root,
+            &self.cc,
+            self.release.as_deref(),
+            self.jobs,
+            &self.kcflags,
+        )
+    }
+
     /// Where a build keeps its applied-diff state and its objects.
     pub fn state_dir(&self) -> &Path {
         &self.dir
@@ -366,20 +377,31 @@ impl Tree {
         for o in objects {
             let _ = std::fs::remove_file(self.root.join(o));
         }
+        let out = run::capture(self.make().args(objects), "make")?;
+        if !out.ok {
+            return Err(Error::Compile(format!(
+                "compiling {what} failed:\n{}",
+                out.tail(30)
+            )));
+        }
+        Ok(())
+    }
+
+    /// Builds the external module in `dir` (kbuild's M=) against this tree, with the
+    /// core's exports (`core_symvers`); modpost only warns about symbols the kernel does
+    /// not export, which become livepatch relocations afterwards.
+    pub fn make_module(&self, dir: &Path, core_symvers: &Path) -> Result<()> {
         let out = run::capture(
-            make_in(
-                &self.root,
-                &self.cc,
-                self.release.as_deref(),
-                self.jobs,
-                &self.kcflags,
-            )
-            .args(objects),
+            self.make()
+                .arg(format!("M={}", dir.display()))
+                .arg("KBUILD_MODPOST_WARN=1")
+                .arg(format!("KBUILD_EXTRA_SYMBOLS={}", core_symvers.display()))
+                .arg("modules"),
             "make",
         )?;
         if !out.ok {
             return Err(Error::Compile(format!(
-                "compiling {what} failed:\n{}",
+                "building the patch module failed:\n{}",
                 out.tail(30)
             )));
         }

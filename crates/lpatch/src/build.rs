@@ -36,6 +36,15 @@ pub struct BuildArgs {
     /// Only prepare (or check) the cached tree of the kernel, and print where it is
     #[arg(long, conflicts_with = "patch")]
     pub prepare_only: bool,
+    /// The lpatch core's Module.symvers (its exports and their CRCs; `make all` writes it
+    /// beside lpatch.ko)
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "LPATCH_CORE_SYMVERS",
+        default_value = "build/current/kernel/Module.symvers"
+    )]
+    pub core_symvers: PathBuf,
     /// The cache root (set-up's kernels and the builder's trees)
     #[arg(
         long,
@@ -91,12 +100,6 @@ pub fn build(ctx: &mut Ctx, a: &BuildArgs) -> Outcome {
             lpatch_build::prepare(&target, &a.cache, jobs, &progress).map_err(|e| failure(&e))?;
         return write(ctx, format!("prepared tree: {}\n", root.display()));
     };
-    if !a.dry_run {
-        return Err(Failure::new(
-            Exit::Usage,
-            "lpatch build: making the patch module is not available yet; --dry-run lists what it would contain",
-        ));
-    }
     let opts = lpatch_build::Options {
         patch: patch.clone(),
         target,
@@ -104,6 +107,9 @@ pub fn build(ctx: &mut Ctx, a: &BuildArgs) -> Outcome {
         cache: a.cache.clone(),
         progress,
     };
+    if !a.dry_run {
+        return make_module(ctx, a, patch, &opts);
+    }
     let report = lpatch_build::dry_run(&opts).map_err(|e| failure(&e))?;
     write(
         ctx,
@@ -113,4 +119,61 @@ pub fn build(ctx: &mut Ctx, a: &BuildArgs) -> Outcome {
             report.text()
         },
     )
+}
+
+/// Builds the patch module, turns its references to what the kernel does not export into
+/// livepatch relocations, and writes it.
+fn make_module(
+    ctx: &mut Ctx,
+    a: &BuildArgs,
+    patch: &std::path::Path,
+    opts: &lpatch_build::Options,
+) -> Outcome {
+    let name = match &a.name {
+        Some(n) => n.clone(),
+        None => patch
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    };
+    let name = lpatch_build::module::name_from(&name)
+        .map_err(|e| Failure::new(Exit::Usage, format!("lpatch build: {e}")))?;
+    let out = a
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{name}.ko")));
+    let spec = lpatch_build::module::Spec {
+        name: name.clone(),
+        core_symvers: a.core_symvers.clone(),
+    };
+    let (_, made) = lpatch_build::build(opts, &spec).map_err(|e| failure(&e))?;
+    let linked = std::fs::read(&made.ko).map_err(|e| {
+        Failure::new(
+            Exit::Failed,
+            format!("lpatch build: reading {}: {e}", made.ko.display()),
+        )
+    })?;
+    let bytes = match crate::klp_convert::convert(&linked).map_err(|mut f| {
+        f.message = format!(
+            "lpatch build: converting the module's references: {}",
+            f.message
+        );
+        f
+    })? {
+        crate::klp_convert::Conversion::Converted { elf, .. } => elf,
+        _ => linked,
+    };
+    std::fs::write(&out, &bytes).map_err(|e| {
+        Failure::new(
+            Exit::Failed,
+            format!("lpatch build: writing {}: {e}", out.display()),
+        )
+    })?;
+    let mut text = format!("patch {name} replaces:\n");
+    for (object, funcs) in &made.replaces {
+        text.push_str(&format!("  {object}: {}\n", funcs.join(", ")));
+    }
+    text.push_str(&format!("wrote {}\n", out.display()));
+    ctx.say(&text);
+    Ok(())
 }

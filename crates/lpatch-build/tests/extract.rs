@@ -1,0 +1,175 @@
+// SPDX-License-Identifier: GPL-2.0-only
+//! Extraction of a patched unit's changed and new code and data into the object a patch
+//! module carries, on small C units compiled as the builder compiles kernel units.
+
+mod cc;
+
+use lpatch_build::extract::{extract, Request, NEW_PREFIX, RECORDS_SECTION};
+use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
+use std::collections::HashSet;
+
+const SRC: &str = r#"
+extern int printk(const char *fmt, ...);
+extern int kernel_global_unexported;
+static int counter;
+int added_global;
+static int __attribute__((noinline)) helper(int x) { return x * 3 + counter; }
+int __attribute__((noinline)) other(int x) { return x + 1; }
+static int __attribute__((noinline)) added_fn(int x) { return x ^ 0x5a5a; }
+int fixed(int x)
+{
+	counter++;
+	added_global += x;
+	printk("%s: fixed %d\n", __func__, helper(x) + kernel_global_unexported);
+	return added_fn(x) + other(x);
+}
+"#;
+
+fn names(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// The refusal of extracting `functions` of `src`.
+fn refusal(src: &str, functions: &[&str]) -> String {
+    let obj = cc::compile("x", src);
+    let functions = names(functions);
+    extract(
+        &obj,
+        &Request {
+            object: "vmlinux",
+            functions: &functions,
+            data: &[],
+            exported: &HashSet::new(),
+        },
+    )
+    .err()
+    .expect("refused")
+}
+
+#[test]
+fn copies_only_what_is_asked_and_names_the_rest() {
+    let obj = cc::compile("x", SRC);
+    let exported: HashSet<String> = ["printk", "__fentry__", "__x86_return_thunk"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let functions = names(&["fixed", "added_fn"]);
+    let data = names(&["added_global"]);
+    let out = extract(
+        &obj,
+        &Request {
+            object: "vmlinux",
+            functions: &functions,
+            data: &data,
+            exported: &exported,
+        },
+    )
+    .unwrap_or_else(|e| panic!("extract: {e}"));
+    assert_eq!(
+        out.functions,
+        vec![
+            ("fixed".to_string(), format!("{NEW_PREFIX}fixed")),
+            ("added_fn".to_string(), format!("{NEW_PREFIX}added_fn")),
+        ]
+    );
+    // Statics and unexported globals of the kernel are named by record; the exported one not.
+    assert_eq!(
+        out.records,
+        names(&["counter", "helper", "kernel_global_unexported", "other"])
+    );
+    let file = object::File::parse(&*out.bytes).expect("the output parses");
+    let defined: Vec<String> = file
+        .symbols()
+        .filter(|s| !s.is_undefined() && s.kind() != object::SymbolKind::Section)
+        .filter(|s| s.kind() != object::SymbolKind::File)
+        .map(|s| s.name().unwrap().to_string())
+        .collect();
+    for want in [
+        format!("{NEW_PREFIX}fixed"),
+        format!("{NEW_PREFIX}added_fn"),
+        "added_global".to_string(),
+    ] {
+        assert!(defined.contains(&want), "{want} not defined: {defined:?}");
+    }
+    for gone in ["helper", "counter", "other"] {
+        assert!(
+            !defined.iter().any(|d| d == gone),
+            "{gone} copied: {defined:?}"
+        );
+    }
+    let global = |n: &str| {
+        file.symbols()
+            .find(|s| s.name() == Ok(n))
+            .unwrap_or_else(|| panic!("no symbol {n}"))
+    };
+    assert!(global(&format!("{NEW_PREFIX}fixed")).is_global());
+    for undefined in [
+        "helper",
+        "counter",
+        "other",
+        "printk",
+        "kernel_global_unexported",
+    ] {
+        assert!(
+            global(undefined).is_undefined(),
+            "{undefined} should be undefined"
+        );
+    }
+    // The records section lists them for klp-convert.
+    let rec = file.section_by_name(RECORDS_SECTION).expect("records");
+    assert_eq!(
+        rec.data().unwrap(),
+        b"vmlinux counter 0\0vmlinux helper 0\0vmlinux kernel_global_unexported 0\0vmlinux other 0\0"
+    );
+    // The string literals and __func__ came along; every relocation of the copied code
+    // points at a symbol that is defined here or named.
+    let text = file.section_by_name(".text.fixed").expect(".text.fixed");
+    let mut targets = Vec::new();
+    for (_, r) in text.relocations() {
+        if let RelocationTarget::Symbol(i) = r.target() {
+            let s = file.symbol_by_index(i).unwrap();
+            targets.push(match s.kind() {
+                object::SymbolKind::Section => file
+                    .section_by_index(s.section_index().unwrap())
+                    .unwrap()
+                    .name()
+                    .unwrap()
+                    .to_string(),
+                _ => s.name().unwrap().to_string(),
+            });
+        }
+    }
+    assert!(targets.iter().any(|t| t.contains(".str1.")), "{targets:?}");
+    assert!(
+        targets.iter().any(|t| t.contains("__func__")),
+        "{targets:?}"
+    );
+    // ftrace call sites: only those of the copied functions.
+    let mcount = file.section_by_name("__mcount_loc").expect("__mcount_loc");
+    assert_eq!(
+        mcount.size(),
+        16,
+        "two copied functions, one call site each"
+    );
+    assert_eq!(mcount.relocations().count(), 2);
+}
+
+#[test]
+fn a_missing_function_is_named() {
+    let e = refusal(SRC, &["no_such"]);
+    assert!(e.contains("no_such: no such function"), "{e}");
+}
+
+#[test]
+fn a_table_not_carried_yet_refuses_by_name() {
+    let src = r#"
+int warned(int x)
+{
+	if (x > 3)
+		asm volatile("1: ud2\n.pushsection __bug_table,\"aw\"\n.long 1b - .\n.long 0\n.short 0, 0\n.popsection");
+	return x;
+}
+"#;
+    let e = refusal(src, &["warned"]);
+    assert!(e.contains("__bug_table"), "{e}");
+}
