@@ -83,12 +83,21 @@ static const char *lp_test_message(void)
 	return "patched by " KBUILD_MODNAME;
 }
 
-/* Called as arch_cpu_idle: after ct_idle_enter(), interrupts off, to return them on. */
+/*
+ * Called as arch_cpu_idle: after ct_idle_enter(), interrupts off, to return them on. It
+ * polls briefly with interrupts on, as idle=poll does, so that interrupts are taken here:
+ * under qemu's TCG, which delivers them only between translated blocks, a window of one
+ * instruction after sti could starve a vCPU of them (a guest once hung silently, every
+ * CPU in this loop).
+ */
 static void lp_test_idle(void)
 {
+	int i;
+
 	data_race(idle_calls++);
 	raw_local_irq_enable();
-	cpu_relax();
+	for (i = 0; i < 64 && !need_resched(); i++)
+		cpu_relax();
 }
 
 static struct lp_func funcs[3];
