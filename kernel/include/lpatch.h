@@ -63,11 +63,26 @@
 
 struct module;
 
+/*
+ * The old function's code a patch was built against (lpatch build writes it): the core
+ * refuses the patch when the running kernel's code differs. The hash is FNV-1a (64 bits)
+ * of the function's first `size` bytes with each masked range read as zeros: the fields
+ * the linker or the loader filled in, and the places the kernel rewrites after boot (the
+ * ftrace call site, jump labels, alternatives, thunk sites, ...).
+ */
+struct lp_code {
+	unsigned long size;         /* bytes hashed, from the function's start */
+	unsigned long long hash;
+	const unsigned int *masks;  /* nr_masks pairs: offset, length */
+	unsigned long nr_masks;
+};
+
 struct lp_func {              /* one function to replace */
 	const char *old_name;     /* its name in the object */
 	void *new_func;           /* the replacement, in the patch module */
 	unsigned long old_addr;   /* optional, vmlinux only: its link-time address (System.map) */
 	unsigned long old_sympos; /* optional: which same-named symbol, 1-based; 0 = name must be unique */
+	const struct lp_code *old_code; /* optional: the code it was built against, checked */
 };
 
 struct lp_object {            /* vmlinux or one module */

@@ -8,6 +8,7 @@
 
 pub mod apply;
 pub mod built;
+pub mod code;
 pub mod compare;
 pub mod diff;
 pub mod dwarf;
@@ -279,8 +280,14 @@ pub fn build(o: &Options, spec: &module::Spec) -> Result<(Report, module::Made)>
         )));
     }
     let step = o.progress.step("making the patch module");
-    let after = tree.state_dir().join("objects").join("after");
-    let made = module::make(&tree, &r, &after, spec)?;
+    let objects = tree.state_dir().join("objects");
+    let made = module::make(
+        &tree,
+        &r,
+        &objects.join("before"),
+        &objects.join("after"),
+        spec,
+    )?;
     step.done();
     Ok((r, made))
 }

@@ -6,6 +6,7 @@
 //! modpost only warns about the symbols the kernel does not export; the caller turns their
 //! references into livepatch relocations (`lpatch klp-convert`) before the module loads.
 
+use crate::code::{self, Code};
 use crate::error::{io, Error, Result};
 use crate::extract::{self, Extracted};
 use crate::report::Report;
@@ -74,8 +75,11 @@ fn c_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
+/// One replaced function: its name, its copy's symbol, the code it was built against.
+type Replacement = (String, String, Code);
+
 /// The patch description: one lp_func per replaced function, one lp_object per object.
-fn description(name: &str, objects: &[(String, Vec<(String, String)>)]) -> String {
+fn description(name: &str, objects: &[(String, Vec<Replacement>)]) -> String {
     let mut c = String::new();
     let _ = writeln!(
         c,
@@ -84,15 +88,28 @@ fn description(name: &str, objects: &[(String, Vec<(String, String)>)]) -> Strin
     let mut n = 0;
     for (i, (_, funcs)) in objects.iter().enumerate() {
         let mut table = format!("static struct lp_func lpatch_funcs_{i}[] = {{\n");
-        for (old, new) in funcs {
+        for (old, new, code) in funcs {
             let _ = writeln!(
                 c,
                 "extern char lpatch_new_{n}[] __asm__({});",
                 c_string(new)
             );
+            let masks: Vec<String> = code
+                .masks
+                .iter()
+                .map(|(o, l)| format!("{o}, {l}"))
+                .collect();
+            let _ = writeln!(
+                c,
+                "static const unsigned int lpatch_masks_{n}[] = {{ {} }};\nstatic const struct lp_code lpatch_code_{n} = {{ .size = {}, .hash = {:#x}ULL, .masks = lpatch_masks_{n}, .nr_masks = {} }};",
+                if masks.is_empty() { "0".to_string() } else { masks.join(", ") },
+                code.size,
+                code.hash,
+                code.masks.len()
+            );
             let _ = writeln!(
                 table,
-                "\t{{ .old_name = {}, .new_func = lpatch_new_{n} }},",
+                "\t{{ .old_name = {}, .new_func = lpatch_new_{n}, .old_code = &lpatch_code_{n} }},",
                 c_string(old)
             );
             n += 1;
@@ -130,7 +147,14 @@ module_init(lpatch_patch_init);\nmodule_exit(lpatch_patch_exit);\nMODULE_LICENSE
 
 /// Makes the module in `<tree state>/module/`: the extracted objects, the description,
 /// kbuild. `after` holds the units compiled with the diff applied.
-pub fn make(tree: &Tree, report: &Report, after: &Path, spec: &Spec) -> Result<Made> {
+/// `before` and `after` hold the units compiled without and with the diff.
+pub fn make(
+    tree: &Tree,
+    report: &Report,
+    before: &Path,
+    after: &Path,
+    spec: &Spec,
+) -> Result<Made> {
     if !spec.core_symvers.is_file() {
         return Err(Error::Patch(format!(
             "{}: the lpatch core's Module.symvers is missing (make all writes it beside lpatch.ko, build/current/kernel/Module.symvers; give it with --core-symvers)",
@@ -145,7 +169,7 @@ pub fn make(tree: &Tree, report: &Report, after: &Path, spec: &Spec) -> Result<M
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| io(dir.display(), e))?;
     let mut parts = Vec::new();
-    let mut objects: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    let mut objects: Vec<(String, Vec<Replacement>)> = Vec::new();
     let mut replaces = Vec::new();
     for o in &report.objects {
         let mut funcs_of_object = Vec::new();
@@ -199,11 +223,17 @@ pub fn make(tree: &Tree, report: &Report, after: &Path, spec: &Spec) -> Result<M
             )
             .map_err(|e| io(cmd.display(), e))?;
             parts.push(part);
-            funcs_of_object.extend(copied.into_iter().filter(|(f, _)| replaced.contains(f)));
+            let old_bytes = std::fs::read(before.join(&unit.object))
+                .map_err(|e| io(before.join(&unit.object).display(), e))?;
+            for (f, new) in copied.into_iter().filter(|(f, _)| replaced.contains(f)) {
+                let code = code::of_function(&old_bytes, &f)
+                    .map_err(|e| Error::Compare(format!("{src}: {e}")))?;
+                funcs_of_object.push((f, new, code));
+            }
         }
         replaces.push((
             o.name.clone(),
-            funcs_of_object.iter().map(|(f, _)| f.clone()).collect(),
+            funcs_of_object.iter().map(|(f, _, _)| f.clone()).collect(),
         ));
         objects.push((o.name.clone(), funcs_of_object));
     }
@@ -252,18 +282,34 @@ mod tests {
                     vec![(
                         "cmdline_proc_show".into(),
                         "__lpatch_new.cmdline_proc_show".into(),
+                        Code {
+                            size: 42,
+                            hash: 0xabc,
+                            masks: vec![(0, 5), (9, 4)],
+                        },
                     )],
                 ),
                 (
                     "nfsd".into(),
-                    vec![("nfsd_open".into(), "__lpatch_new.nfsd_open".into())],
+                    vec![(
+                        "nfsd_open".into(),
+                        "__lpatch_new.nfsd_open".into(),
+                        Code {
+                            size: 7,
+                            hash: 1,
+                            masks: vec![],
+                        },
+                    )],
                 ),
             ],
         );
+        assert!(c.contains("static const unsigned int lpatch_masks_0[] = { 0, 5, 9, 4 };"));
+        assert!(c.contains("static const struct lp_code lpatch_code_0 = { .size = 42, .hash = 0xabcULL, .masks = lpatch_masks_0, .nr_masks = 2 };"));
+        assert!(c.contains("lpatch_masks_1[] = { 0 };"));
+        assert!(c.contains(".new_func = lpatch_new_1, .old_code = &lpatch_code_1 },"));
         assert!(
             c.contains("extern char lpatch_new_0[] __asm__(\"__lpatch_new.cmdline_proc_show\");")
         );
-        assert!(c.contains("{ .old_name = \"nfsd_open\", .new_func = lpatch_new_1 },"));
         assert!(c.contains("{ .name = NULL, .funcs = lpatch_funcs_0 },"));
         assert!(c.contains("{ .name = \"nfsd\", .funcs = lpatch_funcs_1 },"));
         assert!(c.contains("MODULE_INFO(livepatch, \"Y\");"));

@@ -880,6 +880,7 @@ pub fn patch_desc(
                             new_func: next_new,
                             old_addr,
                             old_sympos: sympos,
+                            old_code: None,
                         }
                     })
                     .collect(),

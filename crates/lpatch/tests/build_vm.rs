@@ -4,10 +4,14 @@
 //! literals and `__func__`, and reads `saved_command_line`, which the kernel does not
 //! export. Built on the host into a patch module for Debian's stock kernel, loaded in a
 //! guest of that kernel (KASLR) with `lpatch load`, its effect read from /proc/cmdline;
-//! disabled, the old text returns. Needs the builder's prepared tree (`make test` prepares
-//! it) and the built core (`make all`).
+//! disabled, the old text returns. The module records the code it was built against, so
+//! its load also proves that the running kernel's `cmdline_proc_show` is that code once
+//! the masked bytes are left out; a copy whose recorded hash is changed by one bit is
+//! refused at load (ENOEXEC) with a log line naming the function. Needs the builder's
+//! prepared tree (`make test` prepares it) and the built core (`make all`).
 
 use lpatch_vm::{Boot, Vm};
+use object::{Object, ObjectSection, ObjectSymbol};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -48,10 +52,29 @@ fn built_from_a_diff_loads_and_works_needs_stock_kernel() {
         stdout.contains("patch cmdline_new_code replaces:\n  vmlinux: cmdline_proc_show\n"),
         "{stdout}"
     );
+    // A copy built "for other code": one bit of the recorded hash flipped.
+    let bad = out_dir.join("cmdline_other_code.ko");
+    let mut bytes = std::fs::read(&ko).unwrap();
+    let at = {
+        let file = object::File::parse(&*bytes).expect("the module parses");
+        let s = file
+            .symbols()
+            .find(|s| s.name() == Ok("lpatch_code_0"))
+            .expect("the module records the code of cmdline_proc_show");
+        let sec = file.section_by_index(s.section_index().unwrap()).unwrap();
+        let (offset, _) = sec.file_range().expect("in the file");
+        // struct lp_code: size (8 bytes), then the hash.
+        (offset + s.address() + 8) as usize
+    };
+    bytes[at] ^= 1;
+    std::fs::write(&bad, &bytes).unwrap();
     let script = r#"
 cd /lib/lpatch
 echo "@before $(cat /proc/cmdline)"
 lpatch load lpatch.ko > /dev/null || echo "@core-failed"
+lpatch load cmdline_other_code.ko > /tmp/bad.out 2>&1; echo "@bad-rc $?"
+echo "@bad-out $(tr '\n' ' ' < /tmp/bad.out)"
+echo "@bad-cmdline $(cat /proc/cmdline)"
 lpatch load cmdline_new_code.ko; echo "@load-rc $?"
 echo "@read1 $(cat /proc/cmdline)"
 echo "@read2 $(cat /proc/cmdline)"
@@ -64,6 +87,7 @@ echo "@read3 $(cat /proc/cmdline)"
         .boot(Boot::Kaslr)
         .ko(build_dir().join("kernel/lpatch.ko"))
         .ko(&ko)
+        .ko(&bad)
         .file(
             lpatch_vm::static_binary("lpatch", "lpatch", "LPATCH_CLI"),
             "/bin/lpatch",
@@ -85,6 +109,14 @@ echo "@read3 $(cat /proc/cmdline)"
     };
     let before = get("before");
     assert!(!before.contains('['), "{}", run.report());
+    assert_eq!(get("bad-rc"), "1", "{}", run.report());
+    assert!(get("bad-out").contains("ENOEXEC"), "{}", run.report());
+    assert!(
+        run.kernel_log.contains("lpatch: patch cmdline_new_code: function cmdline_proc_show in vmlinux: the running kernel's code differs from the code the patch was built against"),
+        "{}",
+        run.report()
+    );
+    assert_eq!(get("bad-cmdline"), before);
     assert_eq!(get("load-rc"), "0", "{}", run.report());
     // The new function's strings, __func__ and the new counter, after the kernel's own
     // (unexported) saved_command_line.

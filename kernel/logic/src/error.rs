@@ -8,6 +8,7 @@ pub struct Error(c_int);
 
 impl Error {
     pub const ENOENT: Error = Error(2);
+    pub const ENOEXEC: Error = Error(8);
     pub const EFAULT: Error = Error(14);
     pub const ENOMEM: Error = Error(12);
     pub const EBUSY: Error = Error(16);
@@ -32,6 +33,7 @@ impl Error {
     pub fn name(self) -> &'static str {
         match self.0 {
             2 => "ENOENT",
+            8 => "ENOEXEC",
             14 => "EFAULT",
             12 => "ENOMEM",
             16 => "EBUSY",

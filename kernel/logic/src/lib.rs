@@ -3,7 +3,7 @@
 //! fake one. Everything it needs of the kernel goes through one interface, [`seam::Kernel`].
 //! - [`core`]: the state machine (register, enable, disable, modules coming and going)
 //! - [`model`]: the patch as its module describes it, and the core's records of it
-//! - [`resolve`]: finding old functions through kallsyms
+//! - [`resolve`]: finding old functions through kallsyms; [`code`]: checking their code
 //! - [`redirect`]: per-function replacement stacks and the table the ftrace handler reads
 //! - [`reloc`]: a patch module's relocations against module objects' symbols
 //! - [`sysfs`]: what the attributes show and accept
@@ -21,6 +21,7 @@ extern crate alloc;
 #[macro_use]
 pub mod log;
 
+pub mod code;
 pub mod core;
 pub mod error;
 pub mod fallible;

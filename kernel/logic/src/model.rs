@@ -34,6 +34,8 @@ pub struct FuncDesc {
     pub new_func: usize,
     pub old_addr: usize,
     pub old_sympos: usize,
+    /// The code the patch was built against, when its module says.
+    pub old_code: Option<crate::code::CodeCheck>,
 }
 
 pub struct Func<K: Kernel> {
@@ -43,6 +45,8 @@ pub struct Func<K: Kernel> {
     pub old_addr_hint: usize,
     /// Which same-named symbol, 1-based; 0 = must be unique.
     pub sympos: usize,
+    /// The code the patch was built against, checked when the function is resolved.
+    pub old_code: Option<crate::code::CodeCheck>,
     /// The resolved runtime address, 0 while its object is not loaded.
     pub addr: usize,
     /// Its ftrace call site (the redirection key), 0 while unresolved.
@@ -121,6 +125,7 @@ impl<K: Kernel> Patch<K> {
                 new_func,
                 old_addr,
                 old_sympos,
+                old_code,
             } in fdescs
             {
                 let f = Func {
@@ -128,6 +133,7 @@ impl<K: Kernel> Patch<K> {
                     new_func,
                     old_addr_hint: old_addr,
                     sympos: old_sympos,
+                    old_code,
                     addr: 0,
                     ip: 0,
                     dir: None,

@@ -157,6 +157,9 @@ pub fn resolve<K: Kernel>(k: &K, patch: &str, obj: &mut Object<K>, target: Targe
             );
             return Err(Error::EINVAL);
         };
+        if let Some(c) = &f.old_code {
+            check_code(k, patch, &f.name, object, addr, c)?;
+        }
         let _ = push_reserved(&mut resolved, (addr, ip));
     }
     // Two names for one address (an alias, an init_module, functions GCC folded into one):
@@ -192,5 +195,48 @@ pub fn resolve<K: Kernel>(k: &K, patch: &str, obj: &mut Object<K>, target: Targe
         Target::Vmlinux => None,
         Target::Module(m) => Some(m),
     };
+    Ok(())
+}
+
+/// Refuses a function whose code in the running kernel is not the code the patch was built
+/// against (ENOEXEC, as the loader answers a module built for another kernel).
+fn check_code<K: Kernel>(
+    k: &K,
+    patch: &str,
+    name: &str,
+    object: &str,
+    addr: usize,
+    c: &crate::code::CodeCheck,
+) -> Result {
+    let mut buf: Vec<u8> = Vec::new();
+    buf.try_reserve_exact(c.size).map_err(|_| Error::ENOMEM)?;
+    for _ in 0..c.size {
+        let _ = push_reserved(&mut buf, 0);
+    }
+    if k.read_mem(addr, &mut buf).is_err() {
+        log_err!(
+            k,
+            "patch {}: function {} in {}: its {} bytes of code at {:#x} cannot be read",
+            patch,
+            name,
+            object,
+            c.size,
+            addr
+        );
+        return Err(Error::EFAULT);
+    }
+    let got = crate::code::masked_hash(&buf, &c.masks);
+    if got != c.hash {
+        log_err!(
+            k,
+            "patch {}: function {} in {}: the running kernel's code differs from the code the patch was built against (hash {:#018x}, expected {:#018x}): a patch for another kernel or another version of its source",
+            patch,
+            name,
+            object,
+            got,
+            c.hash
+        );
+        return Err(Error::ENOEXEC);
+    }
     Ok(())
 }

@@ -9,6 +9,7 @@ use core::fmt;
 // What crosses the seam, besides the trait: the kernel side reads a patch module's structs
 // into a PatchDesc, publishes Tables to its ftrace handler and prints log Levels. It imports
 // these from here (and errors and fallible collections), nothing else of the logic.
+pub use crate::code::CodeCheck;
 pub use crate::log::Level;
 pub use crate::model::{FuncDesc, ObjectDesc, PatchDesc};
 pub use crate::redirect::Table;

@@ -99,6 +99,9 @@ pub unsafe fn read_patch(p: *const ffi::lp_patch) -> Result<PatchDesc<ModPtr>> {
                 pr_err!("patch {}: function {} has new_func == NULL", name, old_name);
                 return Err(Error::EINVAL);
             }
+            // SAFETY: old_code is NULL or points to the module's struct lp_code, as
+            // lpatch.h asks.
+            let old_code = unsafe { read_code(f.old_code, &name, &old_name) }?;
             try_push(
                 &mut funcs,
                 FuncDesc {
@@ -106,6 +109,7 @@ pub unsafe fn read_patch(p: *const ffi::lp_patch) -> Result<PatchDesc<ModPtr>> {
                     new_func: f.new_func as usize,
                     old_addr: f.old_addr as usize,
                     old_sympos: f.old_sympos as usize,
+                    old_code,
                 },
             )?;
         }
@@ -119,6 +123,49 @@ pub unsafe fn read_patch(p: *const ffi::lp_patch) -> Result<PatchDesc<ModPtr>> {
         objects,
         relocs,
     })
+}
+
+/// Bounds of a struct lp_code: no function is a megabyte long, and a mask per byte of
+/// a 64 kB function is more than any has.
+const MAX_CODE_SIZE: usize = 1 << 20;
+const MAX_MASKS: usize = 1 << 16;
+
+/// A function's struct lp_code, copied; None for NULL.
+///
+/// # Safety
+/// `c` is NULL or points to a struct lp_code whose `masks` holds `nr_masks` pairs, all
+/// staying valid for the call.
+unsafe fn read_code(c: *const ffi::lp_code, patch: &str, func: &str) -> Result<Option<lpatch_logic::seam::CodeCheck>> {
+    if c.is_null() {
+        return Ok(None);
+    }
+    // SAFETY: as the caller guarantees.
+    let c = unsafe { &*c };
+    let (size, n) = (c.size as usize, c.nr_masks as usize);
+    if size == 0 || size > MAX_CODE_SIZE || n > MAX_MASKS || (n > 0 && c.masks.is_null()) {
+        pr_err!(
+            "patch {}: function {}: old_code has size {} and {} masks (at most {} bytes and {} masks, masks not NULL)",
+            patch,
+            func,
+            size,
+            n,
+            MAX_CODE_SIZE,
+            MAX_MASKS
+        );
+        return Err(Error::EINVAL);
+    }
+    let mut masks = Vec::new();
+    masks.try_reserve_exact(n).map_err(|_| Error::ENOMEM)?;
+    for i in 0..n {
+        // SAFETY: masks holds nr_masks pairs, as the caller guarantees.
+        let (off, len) = unsafe { (*c.masks.add(2 * i), *c.masks.add(2 * i + 1)) };
+        try_push(&mut masks, (off, len))?;
+    }
+    Ok(Some(lpatch_logic::seam::CodeCheck {
+        size,
+        hash: c.hash,
+        masks,
+    }))
 }
 
 /// `sh_flags` of a relocation section in the livepatch format.
