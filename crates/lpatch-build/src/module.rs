@@ -225,7 +225,10 @@ pub fn make(
             parts.push(part);
             let old_bytes = std::fs::read(before.join(&unit.object))
                 .map_err(|e| io(before.join(&unit.object).display(), e))?;
-            for (f, new) in copied.into_iter().filter(|(f, _)| replaced.contains(f)) {
+            // Aliases (a syscall's __x64_sys_/__ia32_sys_ stubs are __do_sys_'s) are one
+            // function: the description names it once, which the core requires.
+            let named = one_name_per_function(&old_bytes, &replaced);
+            for (f, new) in copied.into_iter().filter(|(f, _)| named.contains(f)) {
                 let code = code::of_function(&old_bytes, &f)
                     .map_err(|e| Error::Compare(format!("{src}: {e}")))?;
                 funcs_of_object.push((f, new, code));
@@ -257,6 +260,48 @@ pub fn make(
         return Err(Error::Compile(format!("kbuild made no {}", ko.display())));
     }
     Ok(Made { ko, replaces })
+}
+
+/// Of `names`, one per function of `object`: symbols at one place (aliases) count once,
+/// by their first global name (a static one may be ambiguous in its object), else their
+/// first name.
+fn one_name_per_function(object: &[u8], names: &[String]) -> Vec<String> {
+    use object::{Object, ObjectSymbol};
+    let Ok(file) = object::File::parse(object) else {
+        return names.to_vec();
+    };
+    let place = |n: &str| {
+        file.symbols()
+            .find(|s| s.name() == Ok(n) && !s.is_undefined())
+            .map(|s| (s.section_index(), s.address(), s.is_global()))
+    };
+    let mut seen: Vec<(Option<object::SectionIndex>, u64)> = Vec::new();
+    let mut out: Vec<String> = Vec::new();
+    for n in names {
+        let Some((sec, addr, global)) = place(n) else {
+            out.push(n.clone());
+            continue;
+        };
+        if seen.contains(&(sec, addr)) {
+            continue;
+        }
+        let group: Vec<&String> = names
+            .iter()
+            .filter(|m| place(m).is_some_and(|(s2, a2, _)| (s2, a2) == (sec, addr)))
+            .collect();
+        let pick = if global {
+            n.clone()
+        } else {
+            group
+                .iter()
+                .find(|m| place(m).is_some_and(|p| p.2))
+                .map(|m| (*m).clone())
+                .unwrap_or_else(|| n.clone())
+        };
+        seen.push((sec, addr));
+        out.push(pick);
+    }
+    out
 }
 
 #[cfg(test)]

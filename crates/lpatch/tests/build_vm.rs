@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! `lpatch build` end to end (issue 26 slice a): a diff against Debian's fs/proc/cmdline.c
+//! `lpatch build` end to end (issue 26): a diff against Debian's fs/proc/cmdline.c
 //! that changes `cmdline_proc_show`, adds a function it calls, a global it counts in, string
 //! literals and `__func__`, and reads `saved_command_line`, which the kernel does not
 //! export. Built on the host into a patch module for Debian's stock kernel, loaded in a
@@ -7,7 +7,9 @@
 //! disabled, the old text returns. The module records the code it was built against, so
 //! its load also proves that the running kernel's `cmdline_proc_show` is that code once
 //! the masked bytes are left out; a copy whose recorded hash is changed by one bit is
-//! refused at load (ENOEXEC) with a log line naming the function. Needs the builder's
+//! refused at load (ENOEXEC) with a log line naming the function. A second diff touches two
+//! files, one of them a syscall (getppid's SYSCALL_DEFINE0 wrappers, and version_proc_show
+//! reading the unexported linux_proc_banner): both take effect and go. Needs the builder's
 //! prepared tree (`make test` prepares it) and the built core (`make all`).
 
 use lpatch_vm::{Boot, Vm};
@@ -26,13 +28,13 @@ fn build_dir() -> PathBuf {
         .unwrap_or_else(|| repo().join("build/current"))
 }
 
-#[test]
-fn built_from_a_diff_loads_and_works_needs_stock_kernel() {
-    lpatch_vm::require_stock_kernel();
+/// Runs `lpatch build` on `crates/lpatch-build/tests/patches/<name>.patch` into a temporary
+/// directory; returns the module and what the build printed.
+fn build(name: &str) -> (PathBuf, String) {
     let out_dir = std::env::temp_dir().join(format!("lpatch-build-vm-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir).unwrap();
-    let ko = out_dir.join("cmdline_new_code.ko");
-    let patch = repo().join("crates/lpatch-build/tests/patches/cmdline_new_code.patch");
+    let ko = out_dir.join(format!("{name}.ko"));
+    let patch = repo().join(format!("crates/lpatch-build/tests/patches/{name}.patch"));
     let built = Command::new(env!("CARGO_BIN_EXE_lpatch"))
         .arg("build")
         .arg(&patch)
@@ -42,16 +44,57 @@ fn built_from_a_diff_loads_and_works_needs_stock_kernel() {
         .arg(build_dir().join("kernel/Module.symvers"))
         .output()
         .expect("running lpatch build");
-    let stdout = String::from_utf8_lossy(&built.stdout);
+    let stdout = String::from_utf8_lossy(&built.stdout).into_owned();
     assert!(
         built.status.success(),
         "lpatch build failed: {stdout}\n{}",
         String::from_utf8_lossy(&built.stderr)
     );
+    (ko, stdout)
+}
+
+/// A KASLR guest of the stock kernel with the core, `kos` and the static CLI, running
+/// `script`; its kernel log must stay clean.
+fn guest(kos: &[&Path], script: &str) -> lpatch_vm::VmRun {
+    let mut vm = Vm::new()
+        .boot(Boot::Kaslr)
+        .ko(build_dir().join("kernel/lpatch.ko"));
+    for ko in kos {
+        vm = vm.ko(ko);
+    }
+    let run = vm
+        .file(
+            lpatch_vm::static_binary("lpatch", "lpatch", "LPATCH_CLI"),
+            "/bin/lpatch",
+        )
+        .script(script)
+        .run()
+        .unwrap();
+    run.assert_ok();
+    run
+}
+
+/// The value of `@key value` lines a guest script printed.
+fn fact(run: &lpatch_vm::VmRun, k: &str) -> String {
+    run.output
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(&format!("@{k} "))
+                .or((l == format!("@{k}")).then_some(""))
+        })
+        .unwrap_or_else(|| panic!("no @{k} in the output\n{}", run.report()))
+        .to_string()
+}
+
+#[test]
+fn built_from_a_diff_loads_and_works_needs_stock_kernel() {
+    lpatch_vm::require_stock_kernel();
+    let (ko, stdout) = build("cmdline_new_code");
     assert!(
         stdout.contains("patch cmdline_new_code replaces:\n  vmlinux: cmdline_proc_show\n"),
         "{stdout}"
     );
+    let out_dir = ko.parent().unwrap().to_path_buf();
     // A copy built "for other code": one bit of the recorded hash flipped.
     let bad = out_dir.join("cmdline_other_code.ko");
     let mut bytes = std::fs::read(&ko).unwrap();
@@ -83,30 +126,9 @@ echo "@after $(cat /proc/cmdline)"
 lpatch enable cmdline_new_code; echo "@enable-rc $?"
 echo "@read3 $(cat /proc/cmdline)"
 "#;
-    let run = Vm::new()
-        .boot(Boot::Kaslr)
-        .ko(build_dir().join("kernel/lpatch.ko"))
-        .ko(&ko)
-        .ko(&bad)
-        .file(
-            lpatch_vm::static_binary("lpatch", "lpatch", "LPATCH_CLI"),
-            "/bin/lpatch",
-        )
-        .script(script)
-        .run()
-        .unwrap();
-    run.assert_ok();
+    let run = guest(&[&ko, &bad], script);
     let _ = std::fs::remove_dir_all(&out_dir);
-    let get = |k: &str| -> String {
-        run.output
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix(&format!("@{k} "))
-                    .or((l == format!("@{k}")).then_some(""))
-            })
-            .unwrap_or_else(|| panic!("no @{k} in the output\n{}", run.report()))
-            .to_string()
-    };
+    let get = |k: &str| fact(&run, k);
     let before = get("before");
     assert!(!before.contains('['), "{}", run.report());
     assert_eq!(get("bad-rc"), "1", "{}", run.report());
@@ -137,4 +159,54 @@ echo "@read3 $(cat /proc/cmdline)"
         get("read3"),
         format!("{before} [built by lpatch cmdline_proc_show 3]")
     );
+}
+
+#[test]
+fn two_files_and_a_syscall_needs_stock_kernel() {
+    lpatch_vm::require_stock_kernel();
+    let (ko, stdout) = build("two_files_syscall");
+    assert!(
+        stdout.contains(
+            "patch two_files_syscall replaces:\n  vmlinux: version_proc_show, __ia32_sys_getppid\n"
+        ),
+        "{stdout}"
+    );
+    let script = r#"
+cd /lib/lpatch
+lpatch load lpatch.ko > /dev/null || echo "@core-failed"
+echo "@ppid0 $(sh -c 'echo $PPID') $$"
+lpatch load two_files_syscall.ko; echo "@load-rc $?"
+echo "@version $(cat /proc/version)"
+echo "@ppid1 $(sh -c 'echo $PPID') $$"
+lpatch disable two_files_syscall; echo "@disable-rc $?"
+echo "@version-off $(cat /proc/version)"
+echo "@ppid2 $(sh -c 'echo $PPID') $$"
+"#;
+    let run = guest(&[&ko], script);
+    let _ = std::fs::remove_dir_all(ko.parent().unwrap());
+    let get = |k: &str| fact(&run, k);
+    let pair = |k: &str| -> (u64, u64) {
+        let v = get(k);
+        let mut it = v.split_whitespace().map(|x| x.parse::<u64>().unwrap());
+        (it.next().unwrap(), it.next().unwrap())
+    };
+    // A child's getppid is the script shell's pid, then that plus the patch's mark.
+    let (p0, me) = pair("ppid0");
+    assert_eq!(p0, me, "{}", run.report());
+    assert_eq!(get("load-rc"), "0", "{}", run.report());
+    assert!(
+        get("version").starts_with("lpatch: Linux version "),
+        "{}",
+        run.report()
+    );
+    let (p1, me) = pair("ppid1");
+    assert_eq!(p1, me + 1_000_000, "{}", run.report());
+    assert_eq!(get("disable-rc"), "0");
+    assert!(
+        get("version-off").starts_with("Linux version "),
+        "{}",
+        run.report()
+    );
+    let (p2, me) = pair("ppid2");
+    assert_eq!(p2, me, "{}", run.report());
 }
