@@ -113,17 +113,18 @@ pub fn extract(object: &[u8], req: &Request<'_>) -> Result<Extracted, String> {
             .ok_or_else(|| format!("{d}: no such variable in the patched object"))?;
         keep.insert(b.symbols.get(*id).section.expect("defined").index());
     }
-    // Sections that belong to nobody by name (string literals, __func__, constants) come
-    // along when copied code references them, transitively.
-    let named_sections: HashSet<usize> = b
-        .symbols
-        .iter()
-        .filter(|s| {
-            let t = s.st_type();
-            t == elf::STT_FUNC || t == elf::STT_OBJECT
-        })
-        .filter_map(|s| s.section.map(|x| x.index()))
-        .collect();
+    // Which functions and variables each section holds: a reference into a dropped section
+    // means one of them; a section holding none belongs to nobody by name.
+    let mut section_owner: HashMap<usize, Vec<(u64, u64, SymbolId)>> = HashMap::new();
+    for s in &b.symbols {
+        let t = s.st_type();
+        if let (Some(sec), true) = (s.section, t == elf::STT_FUNC || t == elf::STT_OBJECT) {
+            section_owner
+                .entry(sec.index())
+                .or_default()
+                .push((s.st_value, s.st_size, s.id()));
+        }
+    }
     let rela_of: BTreeMap<usize, SectionId> = b
         .sections
         .iter()
@@ -143,6 +144,8 @@ pub fn extract(object: &[u8], req: &Request<'_>) -> Result<Extracted, String> {
             && sec.sh_flags & u64::from(elf::SHF_WRITE | elf::SHF_EXECINSTR) == 0
             && !global_in.contains(&sec.id().index())
     };
+    // Sections that belong to nobody by name (string literals, __func__, constants) come
+    // along when copied code references them, transitively.
     let mut work: Vec<usize> = keep.iter().copied().collect();
     while let Some(sec) = work.pop() {
         let Some(rela) = rela_of.get(&sec) else {
@@ -157,7 +160,7 @@ pub fn extract(object: &[u8], req: &Request<'_>) -> Result<Extracted, String> {
             let Some(target) = s.section else { continue };
             let t = target.index();
             let ts = b.sections.get(target);
-            let anonymous = s.st_type() == elf::STT_SECTION && !named_sections.contains(&t);
+            let anonymous = s.st_type() == elf::STT_SECTION && !section_owner.contains_key(&t);
             if (anonymous && ts.is_alloc() || copyable(ts)) && !keep.contains(&t) {
                 keep.insert(t);
                 work.push(t);
@@ -189,17 +192,6 @@ pub fn extract(object: &[u8], req: &Request<'_>) -> Result<Extracted, String> {
     // against their section, becomes a reference by name.
     let mut external: HashMap<String, SymbolId> = HashMap::new();
     let mut records: BTreeSet<String> = BTreeSet::new();
-    // Which named symbol a reference into a dropped section means.
-    let mut section_owner: HashMap<usize, Vec<(u64, u64, SymbolId)>> = HashMap::new();
-    for s in &b.symbols {
-        let t = s.st_type();
-        if let (Some(sec), true) = (s.section, t == elf::STT_FUNC || t == elf::STT_OBJECT) {
-            section_owner
-                .entry(sec.index())
-                .or_default()
-                .push((s.st_value, s.st_size, s.id()));
-        }
-    }
     let mut new_relocs: Vec<(SectionId, Vec<Relocation>)> = Vec::new();
     for (&sec, &rela) in &rela_of {
         if !keep.contains(&sec) {
@@ -219,7 +211,10 @@ pub fn extract(object: &[u8], req: &Request<'_>) -> Result<Extracted, String> {
                     Some(t) => {
                         // Into a dropped section: by the named symbol there.
                         let (target, addend) = if s.st_type() == elf::STT_SECTION {
-                            let owners = section_owner.get(&t.index()).cloned().unwrap_or_default();
+                            let owners = section_owner
+                                .get(&t.index())
+                                .map(Vec::as_slice)
+                                .unwrap_or_default();
                             let off = r.r_addend;
                             // The variable or function whose bytes the reference
                             // points into (a PC-relative addend is 4 to 8 short of it).

@@ -258,27 +258,27 @@ fn header_units(
 /// live patch cannot carry fails it, naming each cause ([`Error::Refused`]).
 pub fn dry_run(o: &Options) -> Result<Report> {
     let r = compare_diff(o)?;
-    if !r.refused.is_empty() {
-        return Err(Error::Refused(format!(
-            "{}: a live patch cannot carry what this diff changes:\n  {}",
-            o.patch.display(),
-            r.refused.join("\n  ")
-        )));
-    }
+    refuse(o, &r)?;
     Ok(r)
+}
+
+/// Fails with what the report says a live patch cannot carry, if anything.
+fn refuse(o: &Options, r: &Report) -> Result<()> {
+    if r.refused.is_empty() {
+        return Ok(());
+    }
+    Err(Error::Refused(format!(
+        "{}: a live patch cannot carry what this diff changes:\n  {}",
+        o.patch.display(),
+        r.refused.join("\n  ")
+    )))
 }
 
 /// Compiles, compares and makes the patch module (not yet converted: see
 /// [`module::make`]). What a live patch cannot carry fails it, as in [`dry_run`].
 pub fn build(o: &Options, spec: &module::Spec) -> Result<(Report, module::Made)> {
     let (r, tree) = compare_in(o)?;
-    if !r.refused.is_empty() {
-        return Err(Error::Refused(format!(
-            "{}: a live patch cannot carry what this diff changes:\n  {}",
-            o.patch.display(),
-            r.refused.join("\n  ")
-        )));
-    }
+    refuse(o, &r)?;
     let step = o.progress.step("making the patch module");
     let objects = tree.state_dir().join("objects");
     let made = module::make(

@@ -146,8 +146,7 @@ module_init(lpatch_patch_init);\nmodule_exit(lpatch_patch_exit);\nMODULE_LICENSE
 }
 
 /// Makes the module in `<tree state>/module/`: the extracted objects, the description,
-/// kbuild. `after` holds the units compiled with the diff applied.
-/// `before` and `after` hold the units compiled without and with the diff.
+/// kbuild. `before` and `after` hold the units compiled without and with the diff.
 pub fn make(
     tree: &Tree,
     report: &Report,
@@ -270,36 +269,32 @@ fn one_name_per_function(object: &[u8], names: &[String]) -> Vec<String> {
     let Ok(file) = object::File::parse(object) else {
         return names.to_vec();
     };
-    let place = |n: &str| {
-        file.symbols()
-            .find(|s| s.name() == Ok(n) && !s.is_undefined())
-            .map(|s| (s.section_index(), s.address(), s.is_global()))
-    };
-    let mut seen: Vec<(Option<object::SectionIndex>, u64)> = Vec::new();
+    // Each name's place (section, offset) and whether it is global.
+    let places: Vec<Option<(Option<object::SectionIndex>, u64, bool)>> = names
+        .iter()
+        .map(|n| {
+            file.symbols()
+                .find(|s| s.name() == Ok(n.as_str()) && !s.is_undefined())
+                .map(|s| (s.section_index(), s.address(), s.is_global()))
+        })
+        .collect();
     let mut out: Vec<String> = Vec::new();
-    for n in names {
-        let Some((sec, addr, global)) = place(n) else {
+    for (i, n) in names.iter().enumerate() {
+        let Some((sec, addr, _)) = places[i] else {
             out.push(n.clone());
             continue;
         };
-        if seen.contains(&(sec, addr)) {
+        let group: Vec<usize> = (0..names.len())
+            .filter(|&k| places[k].is_some_and(|(s, a, _)| (s, a) == (sec, addr)))
+            .collect();
+        if group[0] != i {
             continue;
         }
-        let group: Vec<&String> = names
+        let pick = group
             .iter()
-            .filter(|m| place(m).is_some_and(|(s2, a2, _)| (s2, a2) == (sec, addr)))
-            .collect();
-        let pick = if global {
-            n.clone()
-        } else {
-            group
-                .iter()
-                .find(|m| place(m).is_some_and(|p| p.2))
-                .map(|m| (*m).clone())
-                .unwrap_or_else(|| n.clone())
-        };
-        seen.push((sec, addr));
-        out.push(pick);
+            .find(|&&k| places[k].is_some_and(|p| p.2))
+            .unwrap_or(&i);
+        out.push(names[*pick].clone());
     }
     out
 }

@@ -256,11 +256,10 @@ pub fn info(ctx: &mut Ctx, name: &str, json: bool) -> Outcome {
                 .objects
                 .iter()
                 .flat_map(|o| {
-                    let module = (o.name != "vmlinux").then_some(o.name.as_str());
                     o.functions.iter().map(move |f| FtraceOfFunction {
                         object: &o.name,
                         function: &f.dir,
-                        sites: ftrace_users::of_function(sites, &f.name, module),
+                        sites: ftrace_users::of_function(sites, &f.name, &o.name),
                     })
                 })
                 .collect()
@@ -511,9 +510,8 @@ fn ftrace_holders(ctx: &Ctx, dir: &Path) -> Vec<String> {
     let me = sysfs::read_patch(dir, CoreKind::Lpatch, None);
     let mut lines = Vec::new();
     for o in &me.objects {
-        let module = (o.name != "vmlinux").then_some(o.name.as_str());
         for f in &o.functions {
-            let found = ftrace_users::of_function(&sites, &f.name, module);
+            let found = ftrace_users::of_function(&sites, &f.name, &o.name);
             if found.is_empty() {
                 continue;
             }
@@ -528,7 +526,7 @@ fn ftrace_holders(ctx: &Ctx, dir: &Path) -> Vec<String> {
                 "{}: {}: {}: {who}",
                 o.name,
                 f.name,
-                render::ftrace_line(&o.name, &f.name, &sites)
+                render::ftrace_line(&found)
             ));
         }
     }

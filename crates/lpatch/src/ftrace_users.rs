@@ -138,11 +138,12 @@ fn parse_entry(line: &str) -> Option<Site> {
     })
 }
 
-/// The sites of one function: `name` in vmlinux (`module` None) or in a module.
-pub fn of_function<'a>(sites: &'a [Site], name: &str, module: Option<&str>) -> Vec<&'a Site> {
-    let want = match module {
-        Some(m) => format!("{name} [{m}]"),
-        None => name.to_string(),
+/// The sites of one function: `name` in `object` ("vmlinux" or a module's name).
+pub fn of_function<'a>(sites: &'a [Site], name: &str, object: &str) -> Vec<&'a Site> {
+    let want = if object == "vmlinux" {
+        name.to_string()
+    } else {
+        format!("{name} [{object}]")
     };
     sites.iter().filter(|s| s.function == want).collect()
 }
@@ -182,13 +183,10 @@ schedule (1)      ->ftrace_graph_caller+0x0/0x20\n";
     #[test]
     fn finds_a_function_by_object() {
         let s = parse(SAMPLE);
-        assert_eq!(of_function(&s, "cmdline_proc_show", None).len(), 1);
-        assert_eq!(
-            of_function(&s, "lpt_target_fn", Some("lpt_target")).len(),
-            1
-        );
-        assert!(of_function(&s, "lpt_target_fn", None).is_empty());
-        assert!(of_function(&s, "nothing", None).is_empty());
+        assert_eq!(of_function(&s, "cmdline_proc_show", "vmlinux").len(), 1);
+        assert_eq!(of_function(&s, "lpt_target_fn", "lpt_target").len(), 1);
+        assert!(of_function(&s, "lpt_target_fn", "vmlinux").is_empty());
+        assert!(of_function(&s, "nothing", "vmlinux").is_empty());
     }
 
     #[test]

@@ -19,8 +19,9 @@ use object::Endianness;
 use std::collections::HashMap;
 use std::path::Path;
 
-/// The section the LPATCH_SYM records are in (build input only: removed from the output).
-pub const RECORDS_SECTION: &str = ".comment.lpatch.syms";
+/// The section the LPATCH_SYM records are in (build input only: removed from the output);
+/// `lpatch build` writes the same records.
+pub use lpatch_build::extract::RECORDS_SECTION;
 /// `st_shndx` of a livepatch symbol (include/uapi/linux/elf.h).
 pub const SHN_LIVEPATCH: u16 = 0xff20;
 /// `sh_flags` bit of a livepatch relocation section (include/uapi/linux/elf.h).

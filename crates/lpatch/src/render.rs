@@ -268,7 +268,7 @@ pub fn info(
                 let _ = writeln!(
                     s,
                     "      ftrace    {}",
-                    ftrace_line(&o.name, &f.name, sites)
+                    ftrace_line(&ftrace_users::of_function(sites, &f.name, &o.name))
                 );
             }
             if p.core == CoreKind::Lpatch {
@@ -312,10 +312,9 @@ patch, lpatch's or the kernel's, or a kprobe with a post handler), D a direct ca
 trampoline, or register_ftrace_direct).
 ";
 
-/// What ftrace says of one function: its users and flags, the target of a direct call.
-pub(crate) fn ftrace_line(object: &str, function: &str, sites: &[Site]) -> String {
-    let module = (object != "vmlinux").then_some(object);
-    let found = ftrace_users::of_function(sites, function, module);
+/// What ftrace says of one function (its `ftrace_users::of_function` sites): its users and
+/// flags, the target of a direct call.
+pub(crate) fn ftrace_line(found: &[&Site]) -> String {
     if found.is_empty() {
         return "no ftrace user".to_string();
     }

@@ -12,21 +12,13 @@
 //! reading the unexported linux_proc_banner): both take effect and go. Needs the builder's
 //! prepared tree (`make test` prepares it) and the built core (`make all`).
 
+mod common;
+
+use common::{build_dir, cli, repo};
 use lpatch_vm::{Boot, Vm};
 use object::{Object, ObjectSection, ObjectSymbol};
 use std::path::{Path, PathBuf};
 use std::process::Command;
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn build_dir() -> PathBuf {
-    std::env::var_os("LPATCH_BUILD")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo().join("build/current"))
-}
 
 /// Runs `lpatch build` on `crates/lpatch-build/tests/patches/<name>.patch` into a temporary
 /// directory; returns the module and what the build printed.
@@ -62,14 +54,7 @@ fn guest(kos: &[&Path], script: &str) -> lpatch_vm::VmRun {
     for ko in kos {
         vm = vm.ko(ko);
     }
-    let run = vm
-        .file(
-            lpatch_vm::static_binary("lpatch", "lpatch", "LPATCH_CLI"),
-            "/bin/lpatch",
-        )
-        .script(script)
-        .run()
-        .unwrap();
+    let run = vm.file(cli(), "/bin/lpatch").script(script).run().unwrap();
     run.assert_ok();
     run
 }

@@ -8,24 +8,13 @@
 //! `cargo build --release --target x86_64-unknown-linux-gnu -p lpatch` and crt-static
 //! (a no-op when it is up to date).
 
+mod common;
+
+use common::{build_dir, cli};
 use lpatch_vm::{Boot, Vm, VmRun};
 use serde_json::Value;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn env_path(var: &str) -> Option<PathBuf> {
-    std::env::var_os(var)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-}
-
-fn build_dir() -> PathBuf {
-    env_path("LPATCH_BUILD").unwrap_or_else(|| repo().join("build/current"))
-}
+use std::path::PathBuf;
 
 /// A built module, relative to the build directory.
 fn ko(rel: &str) -> PathBuf {
@@ -36,11 +25,6 @@ fn ko(rel: &str) -> PathBuf {
         p.display()
     );
     p
-}
-
-/// The static binary, built once per test process unless `$LPATCH_CLI` names one.
-fn cli() -> PathBuf {
-    lpatch_vm::static_binary("lpatch", "lpatch", "LPATCH_CLI")
 }
 
 /// One command of the guest script: what it printed (stdout and stderr) and its status.
