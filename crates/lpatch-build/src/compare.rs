@@ -120,6 +120,10 @@ pub struct ObjectDiff {
     /// Sections of `after` that hold entries about a changed function, or that it refers
     /// to, and that lpatch does not know how to carry: `(section, function)`.
     pub unknown_sections: Vec<(String, String)>,
+    /// Renumbered symbols (static locals, clones): their name in `after` → their name in
+    /// `before`, which is the running kernel's (a patch names the kernel's symbol).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub kernel_names: BTreeMap<String, String>,
 }
 
 impl ObjectDiff {
@@ -1194,6 +1198,13 @@ impl<'a, 'd> Comparison<'a, 'd> {
 
     fn run(&self) -> ObjectDiff {
         let mut diff = ObjectDiff::default();
+        for (&b, after_name) in &self.before_names {
+            if let Some(s) = self.before.symbol(b) {
+                if &s.name != after_name {
+                    diff.kernel_names.insert(after_name.clone(), s.name.clone());
+                }
+            }
+        }
         let mut changed: BTreeSet<String> = BTreeSet::new();
         let mut clones: BTreeMap<String, CloneChange> = BTreeMap::new();
 

@@ -13,9 +13,9 @@
 //! `__lpatch_new.<name>` and made global, for the patch description to name it.
 //!
 //! Tables the kernel reads about code (ftrace call sites, ORC unwind data, return and
-//! retpoline thunk sites) keep the entries of the copied code; a copied function with an
-//! entry in a table this slice does not carry yet (bug table, jump labels, alternatives,
-//! paravirt calls, exception table, static calls, lock prefixes) is refused by name.
+//! retpoline thunk sites, lock prefixes) keep the entries of the copied code; a copied
+//! function with an entry in a table this slice does not carry yet (bug table, jump
+//! labels, alternatives, paravirt calls, exception table, static calls) is refused by name.
 
 use object::build::elf::{Builder, Relocation, SectionData, SectionId, SymbolId};
 use object::build::Id as _;
@@ -37,6 +37,8 @@ const CARRIED_TABLES: &[Table] = &[
     (".return_sites", 4, None),
     (".retpoline_sites", 4, None),
     (".orc_unwind_ip", 4, Some((".orc_unwind", 6))),
+    // LOCK prefixes, which the kernel turns into NOPs were it to run on one CPU.
+    (".smp_locks", 4, None),
 ];
 
 /// Tables about code this slice cannot carry yet: a copied function with an entry is
@@ -48,7 +50,6 @@ const REFUSED_TABLES: &[&str] = &[
     "__ex_table",
     ".parainstructions",
     ".static_call_sites",
-    ".smp_locks",
     "__tracepoints_ptrs",
 ];
 
@@ -64,15 +65,23 @@ pub struct Request<'a> {
     /// What the kernel exports (Module.symvers): referenced by name as any module does;
     /// anything else not copied is referenced by record.
     pub exported: &'a HashSet<String>,
+    /// For a symbol referenced by record, its name here and whether it is a static of the
+    /// unit: the kernel's name for it (a renumbered static local has another number in
+    /// the patched object) and its position among the kernel's symbols of that name (0
+    /// when the name is unique).
+    pub locate: &'a Locate<'a>,
 }
+
+/// See [`Request::locate`].
+pub type Locate<'a> = dyn Fn(&str, bool) -> Result<(String, u64), String> + 'a;
 
 /// The extracted object, and what it references outside itself.
 pub struct Extracted {
     pub bytes: Vec<u8>,
     /// Each copied function: its name and its symbol in `bytes`.
     pub functions: Vec<(String, String)>,
-    /// Symbols named by record (object symbol), sorted.
-    pub records: Vec<String>,
+    /// Symbols named by record: the kernel's name and position, sorted.
+    pub records: Vec<(String, u64)>,
 }
 
 fn name(b: &[u8]) -> String {
@@ -191,7 +200,12 @@ pub fn extract(object: &[u8], req: &Request<'_>) -> Result<Extracted, String> {
     // Local symbols that name what is not copied: every relocation against them, or
     // against their section, becomes a reference by name.
     let mut external: HashMap<String, SymbolId> = HashMap::new();
-    let mut records: BTreeSet<String> = BTreeSet::new();
+    let mut records: BTreeMap<String, u64> = BTreeMap::new();
+    let record = |records: &mut BTreeMap<String, u64>, n: &str, local: bool| {
+        let (kernel, pos) = (req.locate)(n, local)?;
+        records.insert(kernel.clone(), pos);
+        Ok::<String, String>(kernel)
+    };
     let mut new_relocs: Vec<(SectionId, Vec<Relocation>)> = Vec::new();
     for (&sec, &rela) in &rela_of {
         if !keep.contains(&sec) {
@@ -237,9 +251,10 @@ pub fn extract(object: &[u8], req: &Request<'_>) -> Result<Extracted, String> {
                         let ts = b.symbols.get(target);
                         let tname = name(&ts.name);
                         if ts.st_bind() == elf::STB_LOCAL {
-                            // A static of the file: a symbol of its own, named by record.
-                            records.insert(tname.clone());
-                            r2.symbol = Some(external_symbol(&mut b, &mut external, &tname));
+                            // A static of the file: a symbol of its own, named by record
+                            // with the kernel's name.
+                            let kernel = record(&mut records, &tname, true)?;
+                            r2.symbol = Some(external_symbol(&mut b, &mut external, &kernel));
                         } else {
                             // A global defined in the unit: made undefined below.
                             r2.symbol = Some(target);
@@ -250,7 +265,7 @@ pub fn extract(object: &[u8], req: &Request<'_>) -> Result<Extracted, String> {
                         // Defined elsewhere in the kernel: by record unless exported.
                         let n = name(&s.name);
                         if !n.is_empty() && !req.exported.contains(&n) {
-                            records.insert(n);
+                            record(&mut records, &n, false)?;
                         }
                     }
                 }
@@ -278,7 +293,7 @@ pub fn extract(object: &[u8], req: &Request<'_>) -> Result<Extracted, String> {
         s.st_value = 0;
         s.st_size = 0;
         if !req.exported.contains(&n) {
-            records.insert(n);
+            record(&mut records, &n, false)?;
         }
     }
     // Drop what is not kept: sections (and their relocations), symbols in them; tables
@@ -355,7 +370,7 @@ pub fn extract(object: &[u8], req: &Request<'_>) -> Result<Extracted, String> {
     // The records, for klp-convert.
     let text: Vec<u8> = records
         .iter()
-        .flat_map(|r| format!("{} {r} 0\0", req.object).into_bytes())
+        .flat_map(|(r, pos)| format!("{} {r} {pos}\0", req.object).into_bytes())
         .collect();
     if !text.is_empty() {
         let sec = b.sections.add();

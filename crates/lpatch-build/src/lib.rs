@@ -15,6 +15,7 @@ pub mod dwarf;
 pub mod error;
 pub mod extract;
 pub mod headers;
+pub mod kernel_symbols;
 pub mod module;
 pub mod progress;
 pub mod refuse;
@@ -417,11 +418,13 @@ fn compare_in(o: &Options) -> Result<(Report, tree::Tree)> {
             });
         entry.units.push(u.source.clone());
         let mut replace: Vec<String> = d.changed.clone();
-        // A changed clone is replaced as itself (its callers call it by that name); its
-        // `.cold` part goes with the function it belongs to, which is in `changed`.
+        // A changed clone is replaced as itself (its callers call it by that name, the
+        // running kernel's, which a renumbering in `after` does not change); its `.cold`
+        // part goes with the function it belongs to, which is in `changed`.
         for c in &d.clones {
-            if !c.new && !c.clone.contains(".cold") && !replace.contains(&c.clone) {
-                replace.push(c.clone.clone());
+            let kernel = d.kernel_names.get(&c.clone).unwrap_or(&c.clone);
+            if !c.new && !c.clone.contains(".cold") && !replace.contains(kernel) {
+                replace.push(kernel.clone());
             }
         }
         for f in &replace {

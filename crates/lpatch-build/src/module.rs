@@ -75,8 +75,17 @@ fn c_string(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// One replaced function: its name, its copy's symbol, the code it was built against.
-type Replacement = (String, String, Code);
+/// One replaced function.
+struct Replacement {
+    /// The running kernel's name for it, and its position among the kernel's functions
+    /// of that name (0: the name is unique).
+    old: String,
+    sympos: u64,
+    /// Its copy's symbol in the module.
+    new: String,
+    /// The code it was built against.
+    code: Code,
+}
 
 /// The patch description: one lp_func per replaced function, one lp_object per object.
 fn description(name: &str, objects: &[(String, Vec<Replacement>)]) -> String {
@@ -88,7 +97,13 @@ fn description(name: &str, objects: &[(String, Vec<Replacement>)]) -> String {
     let mut n = 0;
     for (i, (_, funcs)) in objects.iter().enumerate() {
         let mut table = format!("static struct lp_func lpatch_funcs_{i}[] = {{\n");
-        for (old, new, code) in funcs {
+        for Replacement {
+            old,
+            sympos,
+            new,
+            code,
+        } in funcs
+        {
             let _ = writeln!(
                 c,
                 "extern char lpatch_new_{n}[] __asm__({});",
@@ -109,7 +124,7 @@ fn description(name: &str, objects: &[(String, Vec<Replacement>)]) -> String {
             );
             let _ = writeln!(
                 table,
-                "\t{{ .old_name = {}, .new_func = lpatch_new_{n}, .old_code = &lpatch_code_{n} }},",
+                "\t{{ .old_name = {}, .old_sympos = {sympos}, .new_func = lpatch_new_{n}, .old_code = &lpatch_code_{n} }},",
                 c_string(old)
             );
             n += 1;
@@ -164,6 +179,12 @@ pub fn make(
     let core_symvers = std::fs::canonicalize(&spec.core_symvers)
         .map_err(|e| io(spec.core_symvers.display(), e))?;
     let exported = exported(tree)?;
+    // Positions of names the kernel has more than once: vmlinux's from its symbol table.
+    let symbols = if report.objects.iter().any(|o| o.name == "vmlinux") {
+        tree.kernel_symbols()?
+    } else {
+        None
+    };
     let dir = tree.state_dir().join("module");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| io(dir.display(), e))?;
@@ -181,7 +202,22 @@ pub fn make(
                 .filter(|r| &r.unit == src)
                 .map(|r| r.function.clone())
                 .collect();
-            let mut functions = replaced.clone();
+            let bytes = std::fs::read(after.join(&unit.object))
+                .map_err(|e| io(after.join(&unit.object).display(), e))?;
+            let old_bytes = std::fs::read(before.join(&unit.object))
+                .map_err(|e| io(before.join(&unit.object).display(), e))?;
+            // The report names what is replaced by the kernel's names; a renumbered clone
+            // or static local has another name in the patched object.
+            let kernel_names = crate::compare::compare(&old_bytes, &bytes)
+                .map_err(|e| Error::Compare(format!("{src}: {e}")))?
+                .kernel_names;
+            let patched_name = |k: &String| {
+                kernel_names
+                    .iter()
+                    .find(|(_, b)| *b == k)
+                    .map_or_else(|| k.clone(), |(a, _)| a.clone())
+            };
+            let mut functions: Vec<String> = replaced.iter().map(patched_name).collect();
             functions.extend(
                 o.new_functions
                     .iter()
@@ -194,8 +230,29 @@ pub fn make(
                 .filter(|a| &a.unit == src)
                 .map(|a| a.name.clone())
                 .collect();
-            let bytes = std::fs::read(after.join(&unit.object))
-                .map_err(|e| io(after.join(&unit.object).display(), e))?;
+            let file = Path::new(src)
+                .file_name()
+                .map(|f| f.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let statics = local_names(&old_bytes);
+            // vmlinux's positions come from its symbol table; a module's are left to the
+            // core, which refuses a name its module has twice.
+            let position = |kernel: &str, local: bool| -> Result<u64> {
+                match (&symbols, o.name == "vmlinux") {
+                    (Some(k), true) => {
+                        k.sympos(kernel, local.then_some((file.as_str(), &statics[..])))
+                    }
+                    _ => Ok(0),
+                }
+            };
+            let locate = |n: &str, local: bool| -> std::result::Result<(String, u64), String> {
+                let kernel = kernel_names
+                    .get(n)
+                    .cloned()
+                    .unwrap_or_else(|| n.to_string());
+                let pos = position(&kernel, local).map_err(|e| e.to_string())?;
+                Ok((kernel, pos))
+            };
             let Extracted {
                 bytes,
                 functions: copied,
@@ -207,6 +264,7 @@ pub fn make(
                     functions: &functions,
                     data: &data,
                     exported: &exported,
+                    locate: &locate,
                 },
             )
             .map_err(|e| Error::Refused(format!("{src}: {e}")))?;
@@ -222,20 +280,34 @@ pub fn make(
             )
             .map_err(|e| io(cmd.display(), e))?;
             parts.push(part);
-            let old_bytes = std::fs::read(before.join(&unit.object))
-                .map_err(|e| io(before.join(&unit.object).display(), e))?;
             // Aliases (a syscall's __x64_sys_/__ia32_sys_ stubs are __do_sys_'s) are one
             // function: the description names it once, which the core requires.
             let named = one_name_per_function(&old_bytes, &replaced);
-            for (f, new) in copied.into_iter().filter(|(f, _)| named.contains(f)) {
-                let code = code::of_function(&old_bytes, &f)
+            for (f, new) in copied {
+                let old = kernel_names.get(&f).cloned().unwrap_or(f);
+                if !named.contains(&old) {
+                    continue;
+                }
+                let code = code::of_function(&old_bytes, &old)
                     .map_err(|e| Error::Compare(format!("{src}: {e}")))?;
-                funcs_of_object.push((f, new, code));
+                let sympos = position(&old, statics.contains(&old))?;
+                funcs_of_object.push(Replacement {
+                    old,
+                    sympos,
+                    new,
+                    code,
+                });
             }
         }
         replaces.push((
             o.name.clone(),
-            funcs_of_object.iter().map(|(f, _, _)| f.clone()).collect(),
+            funcs_of_object
+                .iter()
+                .map(|r| match r.sympos {
+                    0 => r.old.clone(),
+                    p => format!("{},{p}", r.old),
+                })
+                .collect(),
         ));
         objects.push((o.name.clone(), funcs_of_object));
     }
@@ -259,6 +331,24 @@ pub fn make(
         return Err(Error::Compile(format!("kbuild made no {}", ko.display())));
     }
     Ok(Made { ko, replaces })
+}
+
+/// The local function and variable names of an object.
+fn local_names(object: &[u8]) -> Vec<String> {
+    use object::{Object, ObjectSymbol};
+    let Ok(file) = object::File::parse(object) else {
+        return Vec::new();
+    };
+    file.symbols()
+        .filter(|s| s.is_local() && !s.is_undefined())
+        .filter(|s| {
+            matches!(
+                s.kind(),
+                object::SymbolKind::Text | object::SymbolKind::Data
+            )
+        })
+        .filter_map(|s| s.name().ok().map(str::to_string))
+        .collect()
 }
 
 /// Of `names`, one per function of `object`: symbols at one place (aliases) count once,
@@ -319,34 +409,41 @@ mod tests {
             &[
                 (
                     "vmlinux".into(),
-                    vec![(
-                        "cmdline_proc_show".into(),
-                        "__lpatch_new.cmdline_proc_show".into(),
-                        Code {
+                    vec![Replacement {
+                        old: "cmdline_proc_show".into(),
+                        sympos: 0,
+                        new: "__lpatch_new.cmdline_proc_show".into(),
+                        code: Code {
                             size: 42,
                             hash: 0xabc,
                             masks: vec![(0, 5), (9, 4)],
                         },
-                    )],
+                    }],
                 ),
                 (
                     "nfsd".into(),
-                    vec![(
-                        "nfsd_open".into(),
-                        "__lpatch_new.nfsd_open".into(),
-                        Code {
+                    vec![Replacement {
+                        old: "nfsd_open".into(),
+                        sympos: 2,
+                        new: "__lpatch_new.nfsd_open".into(),
+                        code: Code {
                             size: 7,
                             hash: 1,
                             masks: vec![],
                         },
-                    )],
+                    }],
                 ),
             ],
         );
         assert!(c.contains("static const unsigned int lpatch_masks_0[] = { 0, 5, 9, 4 };"));
         assert!(c.contains("static const struct lp_code lpatch_code_0 = { .size = 42, .hash = 0xabcULL, .masks = lpatch_masks_0, .nr_masks = 2 };"));
         assert!(c.contains("lpatch_masks_1[] = { 0 };"));
-        assert!(c.contains(".new_func = lpatch_new_1, .old_code = &lpatch_code_1 },"));
+        assert!(c.contains(
+            "{ .old_name = \"cmdline_proc_show\", .old_sympos = 0, .new_func = lpatch_new_0,"
+        ));
+        assert!(
+            c.contains(".old_sympos = 2, .new_func = lpatch_new_1, .old_code = &lpatch_code_1 },")
+        );
         assert!(
             c.contains("extern char lpatch_new_0[] __asm__(\"__lpatch_new.cmdline_proc_show\");")
         );

@@ -7,6 +7,7 @@
 //! One build at a time per tree: a lock in the builder's cache is held for the whole build.
 
 use crate::error::{io, Error, Result};
+use crate::kernel_symbols::KernelSymbols;
 use crate::progress::Progress;
 use crate::run;
 use crate::target::Target;
@@ -366,6 +367,22 @@ impl Tree {
     /// Where a build keeps its applied-diff state and its objects.
     pub fn state_dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The kernel's symbol table, for the positions of names it has more than once:
+    /// Debian's from its debug image (fetched once per kernel), a user's tree's from its
+    /// `vmlinux`; `None` for a user's tree without one (the core then refuses an
+    /// ambiguous name at load, naming it).
+    pub fn kernel_symbols(&self) -> Result<Option<KernelSymbols>> {
+        if !self.user {
+            return KernelSymbols::of_debian(&self.dir, &self.kver).map(Some);
+        }
+        let vmlinux = self.root.join("vmlinux");
+        if !vmlinux.is_file() {
+            return Ok(None);
+        }
+        let data = std::fs::read(&vmlinux).map_err(|e| io(vmlinux.display(), e))?;
+        KernelSymbols::parse(&KernelSymbols::list_of_elf(&data)?).map(Some)
     }
 
     /// Compiles `objects` (paths of `.o` files relative to the root), removing any old copy

@@ -234,6 +234,11 @@ void sl3(void) {{ static int cnt; cnt++; use(&cnt); }}
         ObjectDiff {
             changed: s(&["sl3"]),
             new_data: vec![symbol_starting(&a, "z.")],
+            // Each renumbered local goes by the running kernel's (before's) name.
+            kernel_names: ["a.", "b.", "cnt."]
+                .iter()
+                .map(|p| (symbol_starting(&a, p), symbol_starting(&b, p)))
+                .collect(),
             ..Default::default()
         }
     );
@@ -271,6 +276,10 @@ int last(int x) {{ static int cnt; cnt += x; return ext(cnt); }}
         ObjectDiff {
             changed: s(&["last"]),
             new_data: vec![symbol_starting(&a, "more.")],
+            kernel_names: ["cnt.", "offsets."]
+                .iter()
+                .map(|p| (symbol_starting(&a, p), symbol_starting(&b, p)))
+                .collect(),
             ..Default::default()
         }
     );

@@ -18,6 +18,9 @@ int __attribute__((noinline)) other(int x) { return x + 1; }
 static int __attribute__((noinline)) added_fn(int x) { return x ^ 0x5a5a; }
 int fixed(int x)
 {
+	static int calls;
+
+	calls++;
 	counter++;
 	added_global += x;
 	printk("%s: fixed %d\n", __func__, helper(x) + kernel_global_unexported);
@@ -40,6 +43,7 @@ fn refusal(src: &str, functions: &[&str]) -> String {
             functions: &functions,
             data: &[],
             exported: &HashSet::new(),
+            locate: &|n, _| Ok((n.to_string(), 0)),
         },
     )
     .err()
@@ -55,6 +59,18 @@ fn copies_only_what_is_asked_and_names_the_rest() {
         .collect();
     let functions = names(&["fixed", "added_fn"]);
     let data = names(&["added_global"]);
+    // As the kernel would answer: the static local has another number there, `helper`
+    // is the second of its name, the rest are unique; only statics are asked as such.
+    let locate = |n: &str, local: bool| -> Result<(String, u64), String> {
+        match (n, local) {
+            ("calls.1", true) => Ok(("calls.7".into(), 0)),
+            ("helper", true) => Ok(("helper".into(), 2)),
+            ("counter", true) | ("other", false) | ("kernel_global_unexported", false) => {
+                Ok((n.into(), 0))
+            }
+            _ => Err(format!("asked about {n} (local: {local})")),
+        }
+    };
     let out = extract(
         &obj,
         &Request {
@@ -62,6 +78,7 @@ fn copies_only_what_is_asked_and_names_the_rest() {
             functions: &functions,
             data: &data,
             exported: &exported,
+            locate: &locate,
         },
     )
     .unwrap_or_else(|e| panic!("extract: {e}"));
@@ -73,9 +90,20 @@ fn copies_only_what_is_asked_and_names_the_rest() {
         ]
     );
     // Statics and unexported globals of the kernel are named by record; the exported one not.
+    let pos = |v: &[(&str, u64)]| {
+        v.iter()
+            .map(|(n, p)| (n.to_string(), *p))
+            .collect::<Vec<_>>()
+    };
     assert_eq!(
         out.records,
-        names(&["counter", "helper", "kernel_global_unexported", "other"])
+        pos(&[
+            ("calls.7", 0),
+            ("counter", 0),
+            ("helper", 2),
+            ("kernel_global_unexported", 0),
+            ("other", 0)
+        ])
     );
     let file = object::File::parse(&*out.bytes).expect("the output parses");
     let defined: Vec<String> = file
@@ -91,7 +119,7 @@ fn copies_only_what_is_asked_and_names_the_rest() {
     ] {
         assert!(defined.contains(&want), "{want} not defined: {defined:?}");
     }
-    for gone in ["helper", "counter", "other"] {
+    for gone in ["helper", "counter", "other", "calls.1"] {
         assert!(
             !defined.iter().any(|d| d == gone),
             "{gone} copied: {defined:?}"
@@ -104,6 +132,7 @@ fn copies_only_what_is_asked_and_names_the_rest() {
     };
     assert!(global(&format!("{NEW_PREFIX}fixed")).is_global());
     for undefined in [
+        "calls.7",
         "helper",
         "counter",
         "other",
@@ -119,7 +148,7 @@ fn copies_only_what_is_asked_and_names_the_rest() {
     let rec = file.section_by_name(RECORDS_SECTION).expect("records");
     assert_eq!(
         rec.data().unwrap(),
-        b"vmlinux counter 0\0vmlinux helper 0\0vmlinux kernel_global_unexported 0\0vmlinux other 0\0"
+        b"vmlinux calls.7 0\0vmlinux counter 0\0vmlinux helper 2\0vmlinux kernel_global_unexported 0\0vmlinux other 0\0"
     );
     // The string literals and __func__ came along; every relocation of the copied code
     // points at a symbol that is defined here or named.
@@ -172,4 +201,53 @@ int warned(int x)
 "#;
     let e = refusal(src, &["warned"]);
     assert!(e.contains("__bug_table"), "{e}");
+}
+
+#[test]
+fn lock_prefixes_of_the_copied_code_are_carried() {
+    let src = r#"
+int counted;
+static int kept_out;
+int bumped(void)
+{
+	asm volatile("1: lock; incl %0\n.pushsection .smp_locks,\"a\"\n.long 1b - .\n.popsection" : "+m"(counted));
+	return counted;
+}
+int other(void)
+{
+	asm volatile("1: lock; incl %0\n.pushsection .smp_locks,\"a\"\n.long 1b - .\n.popsection" : "+m"(kept_out));
+	return kept_out;
+}
+"#;
+    let obj = cc::compile("x", src);
+    let functions = names(&["bumped"]);
+    let out = extract(
+        &obj,
+        &Request {
+            object: "vmlinux",
+            functions: &functions,
+            data: &[],
+            exported: &HashSet::new(),
+            locate: &|n, _| Ok((n.to_string(), 0)),
+        },
+    )
+    .unwrap_or_else(|e| panic!("extract: {e}"));
+    let file = object::File::parse(&*out.bytes).expect("the output parses");
+    let locks = file.section_by_name(".smp_locks").expect(".smp_locks");
+    assert_eq!(locks.size(), 4, "the copied function's one entry");
+    let targets: Vec<String> = locks
+        .relocations()
+        .map(|(_, r)| match r.target() {
+            RelocationTarget::Symbol(i) => {
+                let s = file.symbol_by_index(i).unwrap();
+                file.section_by_index(s.section_index().unwrap())
+                    .unwrap()
+                    .name()
+                    .unwrap()
+                    .to_string()
+            }
+            _ => String::new(),
+        })
+        .collect();
+    assert_eq!(targets, vec![".text.bumped".to_string()]);
 }

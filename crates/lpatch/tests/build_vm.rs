@@ -9,7 +9,10 @@
 //! the masked bytes are left out; a copy whose recorded hash is changed by one bit is
 //! refused at load (ENOEXEC) with a log line naming the function. A second diff touches two
 //! files, one of them a syscall (getppid's SYSCALL_DEFINE0 wrappers, and version_proc_show
-//! reading the unexported linux_proc_banner): both take effect and go. Needs the builder's
+//! reading the unexported linux_proc_banner): both take effect and go. A third keeps using a
+//! static local of the running kernel (get_next_ino's counter) and replaces a static
+//! function whose name the kernel has three times (/proc/consoles' c_start, the second by
+//! address), both placed through the kernel's symbol table. Needs the builder's
 //! prepared tree (`make test` prepares it) and the built core (`make all`).
 
 mod common;
@@ -23,7 +26,8 @@ use std::process::Command;
 /// Runs `lpatch build` on `crates/lpatch-build/tests/patches/<name>.patch` into a temporary
 /// directory; returns the module and what the build printed.
 fn build(name: &str) -> (PathBuf, String) {
-    let out_dir = std::env::temp_dir().join(format!("lpatch-build-vm-{}", std::process::id()));
+    let out_dir =
+        std::env::temp_dir().join(format!("lpatch-build-vm-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&out_dir).unwrap();
     let ko = out_dir.join(format!("{name}.ko"));
     let patch = repo().join(format!("crates/lpatch-build/tests/patches/{name}.patch"));
@@ -194,4 +198,76 @@ echo "@ppid2 $(sh -c 'echo $PPID') $$"
     );
     let (p2, me) = pair("ppid2");
     assert_eq!(p2, me, "{}", run.report());
+}
+
+#[test]
+fn a_static_local_and_an_ambiguous_name_needs_stock_kernel() {
+    lpatch_vm::require_stock_kernel();
+    let (ko, stdout) = build("static_local_sympos");
+    assert!(
+        stdout
+            .contains("patch static_local_sympos replaces:\n  vmlinux: get_next_ino, c_start,2\n"),
+        "{stdout}"
+    );
+    // Pipe inode numbers come from get_next_ino: the kernel's in per-CPU batches taken from
+    // its static local counter, the patch's one by one from the same counter.
+    let script = r#"
+cd /lib/lpatch
+lpatch load lpatch.ko > /dev/null || echo "@core-failed"
+inos() { for i in 1 2 3 4 5 6; do echo | readlink /proc/self/fd/0; done | tr -dc '0-9\n' | tr '\n' ' '; }
+echo "@ino0 $(inos)"
+echo "@consoles0 $(head -n1 /proc/consoles)"
+lpatch load static_local_sympos.ko; echo "@load-rc $?"
+echo "@funcs $(ls /sys/kernel/lpatch/static_local_sympos/vmlinux | tr '\n' ' ')"
+echo "@ino1 $(inos)"
+echo "@consoles1 $(head -n1 /proc/consoles)"
+lpatch disable static_local_sympos; echo "@disable-rc $?"
+echo "@ino2 $(inos)"
+echo "@consoles2 $(head -n1 /proc/consoles)"
+"#;
+    let run = guest(&[&ko], script);
+    let _ = std::fs::remove_dir_all(ko.parent().unwrap());
+    let get = |k: &str| fact(&run, k);
+    let numbers = |k: &str| -> Vec<u64> {
+        let v: Vec<u64> = get(k)
+            .split_whitespace()
+            .map(|x| x.parse().unwrap())
+            .collect();
+        assert_eq!(v.len(), 6, "{k}: {}", run.report());
+        v
+    };
+    let before = numbers("ino0");
+    assert!(!get("consoles0").starts_with('#'), "{}", run.report());
+    assert_eq!(get("load-rc"), "0", "{}", run.report());
+    assert_eq!(
+        get("funcs"),
+        "c_start,2 get_next_ino,1 ",
+        "{}",
+        run.report()
+    );
+    // One counter, the kernel's: above every number of the batches handed out before (a
+    // fresh copy would start again at 1), in order.
+    let patched = numbers("ino1");
+    let top = *before.iter().max().unwrap();
+    assert!(patched[0] > top, "{before:?} then {patched:?}");
+    assert!(
+        patched.windows(2).all(|w| w[0] < w[1]),
+        "{before:?} then {patched:?}"
+    );
+    assert_eq!(
+        get("consoles1"),
+        "# consoles, listed by a live patch",
+        "{}",
+        run.report()
+    );
+    assert_eq!(get("disable-rc"), "0");
+    // The kernel's own batches again: the per-CPU batch in use before continues below the
+    // patch's numbers.
+    let after = numbers("ino2");
+    let last = *patched.last().unwrap();
+    assert!(
+        after.iter().any(|n| *n < last),
+        "{before:?}, {patched:?}, {after:?}"
+    );
+    assert_eq!(get("consoles2"), get("consoles0"));
 }
