@@ -12,7 +12,10 @@
 //! reading the unexported linux_proc_banner): both take effect and go. A third keeps using a
 //! static local of the running kernel (get_next_ino's counter) and replaces a static
 //! function whose name the kernel has three times (/proc/consoles' c_start, the second by
-//! address), both placed through the kernel's symbol table. Needs the builder's
+//! address), both placed through the kernel's symbol table. A fourth changes a compiler
+//! clone (sysinfo's `do_sysinfo.isra.0`, seen through `uptime`) and a static inline that
+//! two functions inline (`get_task_state`: /proc/<pid>/status and /proc/<pid>/stat): each
+//! caller is replaced. Needs the builder's
 //! prepared tree (`make test` prepares it) and the built core (`make all`).
 
 mod common;
@@ -270,4 +273,59 @@ echo "@consoles2 $(head -n1 /proc/consoles)"
         "{before:?}, {patched:?}, {after:?}"
     );
     assert_eq!(get("consoles2"), get("consoles0"));
+}
+
+#[test]
+fn a_clone_and_an_inlined_static_needs_stock_kernel() {
+    lpatch_vm::require_stock_kernel();
+    let (ko, stdout) = build("clone_inlined");
+    assert!(
+        stdout.contains(
+            "patch clone_inlined replaces:\n  vmlinux: do_task_stat, proc_pid_status, do_sysinfo.isra.0\n"
+        ),
+        "{stdout}"
+    );
+    let script = r#"
+cd /lib/lpatch
+lpatch load lpatch.ko > /dev/null || echo "@core-failed"
+facts() {
+    echo "@uptime$1 $(uptime)"
+    echo "@status$1 $(grep State: /proc/self/status | cut -f2)"
+    echo "@stat$1 $(cut -d' ' -f3 /proc/self/stat)"
+}
+facts 0
+lpatch load clone_inlined.ko; echo "@load-rc $?"
+facts 1
+lpatch disable clone_inlined; echo "@disable-rc $?"
+facts 2
+"#;
+    let run = guest(&[&ko], script);
+    let _ = std::fs::remove_dir_all(ko.parent().unwrap());
+    let get = |k: &str| fact(&run, k);
+    for off in ["0", "2"] {
+        assert!(
+            !get(&format!("uptime{off}")).contains("days"),
+            "{}",
+            run.report()
+        );
+        assert_eq!(
+            get(&format!("status{off}")),
+            "R (running)",
+            "{}",
+            run.report()
+        );
+        assert_eq!(get(&format!("stat{off}")), "R", "{}", run.report());
+    }
+    assert_eq!(get("load-rc"), "0", "{}", run.report());
+    // The clone: sysinfo's uptime, 100 days on.
+    assert!(get("uptime1").contains("up 100 days"), "{}", run.report());
+    // Both functions the changed static inline was inlined into.
+    assert_eq!(
+        get("status1"),
+        "r (running, live-patched)",
+        "{}",
+        run.report()
+    );
+    assert_eq!(get("stat1"), "r", "{}", run.report());
+    assert_eq!(get("disable-rc"), "0");
 }
