@@ -55,9 +55,6 @@ const REFUSED_TABLES: &[&str] = &[
 
 /// What to copy out of a unit.
 pub struct Request<'a> {
-    /// The object the unit is linked into: "vmlinux" or a module's name (the records'
-    /// object).
-    pub object: &'a str,
     /// Functions the patch replaces, and functions it adds.
     pub functions: &'a [String],
     /// Data the patch adds.
@@ -66,22 +63,32 @@ pub struct Request<'a> {
     /// anything else not copied is referenced by record.
     pub exported: &'a HashSet<String>,
     /// For a symbol referenced by record, its name here and whether it is a static of the
-    /// unit: the kernel's name for it (a renumbered static local has another number in
-    /// the patched object) and its position among the kernel's symbols of that name (0
-    /// when the name is unique).
+    /// unit: where the kernel has it ([`Located`]).
     pub locate: &'a Locate<'a>,
 }
 
 /// See [`Request::locate`].
-pub type Locate<'a> = dyn Fn(&str, bool) -> Result<(String, u64), String> + 'a;
+pub type Locate<'a> = dyn Fn(&str, bool) -> Result<Located, String> + 'a;
+
+/// Where the running kernel has a symbol a record names.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Located {
+    /// "vmlinux" or the module that defines it.
+    pub object: String,
+    /// The kernel's name for it (a renumbered static local has another number in the
+    /// patched object).
+    pub name: String,
+    /// Its position among the object's symbols of that name; 0 when the name is unique.
+    pub sympos: u64,
+}
 
 /// The extracted object, and what it references outside itself.
 pub struct Extracted {
     pub bytes: Vec<u8>,
     /// Each copied function: its name and its symbol in `bytes`.
     pub functions: Vec<(String, String)>,
-    /// Symbols named by record: the kernel's name and position, sorted.
-    pub records: Vec<(String, u64)>,
+    /// Symbols named by record, sorted.
+    pub records: Vec<Located>,
 }
 
 fn name(b: &[u8]) -> String {
@@ -200,11 +207,12 @@ pub fn extract(object: &[u8], req: &Request<'_>) -> Result<Extracted, String> {
     // Local symbols that name what is not copied: every relocation against them, or
     // against their section, becomes a reference by name.
     let mut external: HashMap<String, SymbolId> = HashMap::new();
-    let mut records: BTreeMap<String, u64> = BTreeMap::new();
-    let record = |records: &mut BTreeMap<String, u64>, n: &str, local: bool| {
-        let (kernel, pos) = (req.locate)(n, local)?;
-        records.insert(kernel.clone(), pos);
-        Ok::<String, String>(kernel)
+    let mut records: BTreeSet<Located> = BTreeSet::new();
+    let record = |records: &mut BTreeSet<Located>, n: &str, local: bool| {
+        let at = (req.locate)(n, local)?;
+        let name = at.name.clone();
+        records.insert(at);
+        Ok::<String, String>(name)
     };
     let mut new_relocs: Vec<(SectionId, Vec<Relocation>)> = Vec::new();
     for (&sec, &rela) in &rela_of {
@@ -278,7 +286,18 @@ pub fn extract(object: &[u8], req: &Request<'_>) -> Result<Extracted, String> {
         b.sections.get_mut(rela).data = SectionData::Relocation(relocs);
     }
     // Globals defined in dropped sections: the kernel's, referenced by name; by record
-    // unless the kernel exports them.
+    // unless the kernel exports them. Only those the kept code references: a module's
+    // `init_module` alias, say, is nothing the patch uses.
+    let used_by_kept: HashSet<usize> = rela_of
+        .iter()
+        .filter(|(sec, _)| keep.contains(sec))
+        .filter_map(|(_, rela)| match &b.sections.get(*rela).data {
+            SectionData::Relocation(rs) => Some(rs),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|r| r.symbol.map(|x| x.index()))
+        .collect();
     let dropped_globals: Vec<(SymbolId, String)> = b
         .symbols
         .iter()
@@ -292,7 +311,7 @@ pub fn extract(object: &[u8], req: &Request<'_>) -> Result<Extracted, String> {
         s.st_shndx = elf::SHN_UNDEF;
         s.st_value = 0;
         s.st_size = 0;
-        if !req.exported.contains(&n) {
+        if !req.exported.contains(&n) && used_by_kept.contains(&id.index()) {
             record(&mut records, &n, false)?;
         }
     }
@@ -370,7 +389,7 @@ pub fn extract(object: &[u8], req: &Request<'_>) -> Result<Extracted, String> {
     // The records, for klp-convert.
     let text: Vec<u8> = records
         .iter()
-        .flat_map(|(r, pos)| format!("{} {r} {pos}\0", req.object).into_bytes())
+        .flat_map(|r| format!("{} {} {}\0", r.object, r.name, r.sympos).into_bytes())
         .collect();
     if !text.is_empty() {
         let sec = b.sections.add();

@@ -13,6 +13,7 @@
 //! (`--kernel-tree`) gives its own `vmlinux` if it has one.
 
 use crate::error::{io, Error, Result};
+use crate::extract::Located;
 use crate::run;
 use object::{Object, ObjectSymbol};
 use std::collections::HashMap;
@@ -24,10 +25,20 @@ use std::process::Command;
 /// left out here so they do not count in a position.
 const NOT_IN_KALLSYMS: &[&str] = &["__crc_", "__kstrtab_", "__kstrtabns_", ".L", "__efistub_"];
 
-/// One file's local symbols.
+/// How the kernel orders the symbols of one name when it counts positions.
+#[derive(Clone, Copy)]
+pub enum Order {
+    /// vmlinux: kallsyms is sorted by address.
+    Address,
+    /// A module: its symbol table's order.
+    Table,
+}
+
+/// One file's local symbols (a file name "" holds those before any file symbol: Debian's
+/// modules have none, so all their statics are there).
 struct Group {
     file: String,
-    locals: HashMap<String, u64>,
+    locals: HashMap<String, Vec<u64>>,
 }
 
 /// Where each symbol of the kernel is.
@@ -68,9 +79,14 @@ impl KernelSymbols {
                     k.globals.insert(name.to_string(), addr);
                 }
                 "l" => {
-                    if let Some(g) = k.groups.last_mut() {
-                        g.locals.insert(name.to_string(), addr);
+                    if k.groups.is_empty() {
+                        k.groups.push(Group {
+                            file: String::new(),
+                            locals: HashMap::new(),
+                        });
                     }
+                    let g = k.groups.last_mut().expect("one group at least");
+                    g.locals.entry(name.to_string()).or_default().push(addr);
                 }
                 _ => return Err(bad()),
             }
@@ -82,8 +98,10 @@ impl KernelSymbols {
         Ok(k)
     }
 
-    /// The compact list of an ELF image's symbols (a vmlinux with its symbol table).
-    pub fn list_of_elf(data: &[u8]) -> Result<String> {
+    /// The compact list of an ELF file's symbols: a vmlinux with its symbol table, where
+    /// the kernel counts positions in address order, or a module, where it counts them in
+    /// the order of the module's symbol table (its addresses are offsets in sections).
+    pub fn list_of_elf(data: &[u8], order: Order) -> Result<String> {
         let file = object::File::parse(data)
             .map_err(|e| Error::Io(format!("reading the kernel's symbol table: {e}")))?;
         let mut out = String::new();
@@ -103,7 +121,11 @@ impl KernelSymbols {
             }
             any = true;
             let bind = if s.is_local() { 'l' } else { 'g' };
-            let _ = writeln!(out, "{:x} {bind} {name}", s.address());
+            let place = match order {
+                Order::Address => s.address(),
+                Order::Table => s.index().0 as u64,
+            };
+            let _ = writeln!(out, "{place:x} {bind} {name}");
         }
         if !any {
             return Err(Error::Io(
@@ -124,7 +146,12 @@ impl KernelSymbols {
         Self::parse(&text)
     }
 
-    /// The position of `name` (1-based, in address order) when the kernel has it more than
+    /// Whether the file defines `name` as a global.
+    pub fn has_global(&self, name: &str) -> bool {
+        self.globals.contains_key(name)
+    }
+
+    /// The position of `name` (1-based, in the kernel's order) when the kernel has it more than
     /// once, else 0 (the kernel's "must be unique"). `local_in`: a static of the unit whose
     /// object is given (its file's name and its own local names tell which group is its),
     /// else a global.
@@ -145,11 +172,16 @@ impl KernelSymbols {
     }
 
     fn local_address(&self, name: &str, file: &str, own: &[String]) -> Result<u64> {
-        let candidates: Vec<&Group> = self
-            .groups
-            .iter()
-            .filter(|g| g.file == file && g.locals.contains_key(name))
-            .collect();
+        let in_file = |f: &str| -> Vec<&Group> {
+            self.groups
+                .iter()
+                .filter(|g| g.file == f && g.locals.contains_key(name))
+                .collect()
+        };
+        let mut candidates = in_file(file);
+        if candidates.is_empty() {
+            candidates = in_file("");
+        }
         let pick = match candidates.as_slice() {
             [] => {
                 return Err(Error::Refused(format!(
@@ -171,7 +203,55 @@ impl KernelSymbols {
                 top[0]
             }
         };
-        Ok(pick.locals[name])
+        match pick.locals[name].as_slice() {
+            [one] => Ok(*one),
+            _ => Err(Error::Refused(format!(
+                "{file}: {name}: the running kernel has more than one static of this name where its symbol table names no files to tell them apart"
+            ))),
+        }
+    }
+}
+
+/// The symbol tables one object of a patch is placed with: vmlinux's, and for a module
+/// that module's and those of the modules it depends on (module first). A table that is
+/// missing leaves positions to the core, which refuses an ambiguous name at load.
+pub struct Placement {
+    pub vmlinux: Option<KernelSymbols>,
+    pub modules: Vec<(String, KernelSymbols)>,
+}
+
+impl Placement {
+    /// Where the kernel has `name`, used by a unit of `object`: a static of the unit
+    /// (`local_in`: the unit's file name and statics) is in `object`; a global is in
+    /// `object` when it defines it, else in a module it depends on that does, else in
+    /// vmlinux.
+    pub fn locate(
+        &self,
+        object: &str,
+        name: &str,
+        local_in: Option<(&str, &[String])>,
+    ) -> Result<Located> {
+        let at = |object: &str, table: Option<&KernelSymbols>, local| -> Result<Located> {
+            Ok(Located {
+                object: object.to_string(),
+                name: name.to_string(),
+                sympos: match table {
+                    Some(t) => t.sympos(name, local)?,
+                    None => 0,
+                },
+            })
+        };
+        if object == "vmlinux" {
+            return at("vmlinux", self.vmlinux.as_ref(), local_in);
+        }
+        if local_in.is_some() {
+            let own = self.modules.first().filter(|(m, _)| m == object);
+            return at(object, own.map(|(_, t)| t), local_in);
+        }
+        match self.modules.iter().find(|(_, t)| t.has_global(name)) {
+            Some((m, t)) => at(m, Some(t), None),
+            None => at("vmlinux", self.vmlinux.as_ref(), None),
+        }
     }
 }
 
@@ -200,7 +280,7 @@ fn make_debian_list(dir: &Path, kver: &str, list: &Path) -> Result<()> {
         // short or missing file fails to parse below.
         let vmlinux = work.join("vmlinux");
         let data = std::fs::read(&vmlinux).map_err(|e| io(vmlinux.display(), e))?;
-        let text = KernelSymbols::list_of_elf(&data)?;
+        let text = KernelSymbols::list_of_elf(&data, Order::Address)?;
         let tmp = list.with_extension("new");
         std::fs::write(&tmp, text).map_err(|e| io(tmp.display(), e))?;
         std::fs::rename(&tmp, list).map_err(|e| io(list.display(), e))
@@ -260,6 +340,68 @@ mod tests {
         assert_eq!(k.sympos("get_next_ino", None).unwrap(), 1);
         assert!(k.sympos("nope", None).is_err());
         assert!(k.sympos("nope", Some(("core.c", &own(&[])))).is_err());
+    }
+
+    #[test]
+    fn a_module_unit_names_its_module_its_dependencies_or_vmlinux() {
+        let module = "F zram_drv.c\n\
+            10 l num_devices\n\
+            11 l max_comp_streams_show\n\
+            F zcomp.c\n\
+            20 l max_comp_streams_show\n\
+            30 g zcomp_create\n";
+        let dep = "40 g zs_unexported\n41 l twice\n42 l twice\n";
+        let p = Placement {
+            vmlinux: Some(KernelSymbols::parse(LIST).unwrap()),
+            modules: vec![
+                ("zram".into(), KernelSymbols::parse(module).unwrap()),
+                ("zsmalloc".into(), KernelSymbols::parse(dep).unwrap()),
+            ],
+        };
+        let statics = ["num_devices".to_string()];
+        let local = Some(("zram_drv.c", &statics[..]));
+        let at = |o: &str, n: &str, pos: u64| Located {
+            object: o.into(),
+            name: n.into(),
+            sympos: pos,
+        };
+        assert_eq!(
+            p.locate("zram", "max_comp_streams_show", local).unwrap(),
+            at("zram", "max_comp_streams_show", 1)
+        );
+        assert_eq!(
+            p.locate("zram", "num_devices", local).unwrap(),
+            at("zram", "num_devices", 0)
+        );
+        assert_eq!(
+            p.locate("zram", "zcomp_create", None).unwrap(),
+            at("zram", "zcomp_create", 0)
+        );
+        assert_eq!(
+            p.locate("zram", "zs_unexported", None).unwrap(),
+            at("zsmalloc", "zs_unexported", 0)
+        );
+        assert_eq!(
+            p.locate("zram", "get_next_ino", None).unwrap(),
+            at("vmlinux", "get_next_ino", 1)
+        );
+        // A module without file symbols: its statics are one group.
+        let dep = KernelSymbols::parse(dep).unwrap();
+        let e = dep.sympos("twice", Some(("zs.c", &statics[..])));
+        assert!(e.is_err(), "{e:?}");
+        // Without the module's table: statics stay in the module, unplaced.
+        let bare = Placement {
+            vmlinux: None,
+            modules: Vec::new(),
+        };
+        assert_eq!(
+            bare.locate("zram", "num_devices", local).unwrap(),
+            at("zram", "num_devices", 0)
+        );
+        assert_eq!(
+            bare.locate("zram", "other", None).unwrap(),
+            at("vmlinux", "other", 0)
+        );
     }
 
     #[test]

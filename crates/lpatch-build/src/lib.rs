@@ -15,6 +15,7 @@ pub mod dwarf;
 pub mod error;
 pub mod extract;
 pub mod headers;
+pub mod image_modules;
 pub mod kernel_symbols;
 pub mod module;
 pub mod progress;

@@ -8,7 +8,8 @@
 
 use crate::code::{self, Code};
 use crate::error::{io, Error, Result};
-use crate::extract::{self, Extracted};
+use crate::extract::{self, Extracted, Located};
+use crate::kernel_symbols::Placement;
 use crate::report::Report;
 use crate::tree::Tree;
 use crate::unit::Unit;
@@ -179,19 +180,25 @@ pub fn make(
     let core_symvers = std::fs::canonicalize(&spec.core_symvers)
         .map_err(|e| io(spec.core_symvers.display(), e))?;
     let exported = exported(tree)?;
-    // Positions of names the kernel has more than once: vmlinux's from its symbol table.
-    let symbols = if report.objects.iter().any(|o| o.name == "vmlinux") {
-        tree.kernel_symbols()?
-    } else {
-        None
-    };
+    // Where the kernel has each name a record or the description gives: vmlinux's symbol
+    // table, and each patched module's with those of its dependencies.
+    let vmlinux = tree.kernel_symbols()?;
     let dir = tree.state_dir().join("module");
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).map_err(|e| io(dir.display(), e))?;
     let mut parts = Vec::new();
     let mut objects: Vec<(String, Vec<Replacement>)> = Vec::new();
     let mut replaces = Vec::new();
+    let mut placement = Placement {
+        vmlinux,
+        modules: Vec::new(),
+    };
     for o in &report.objects {
+        placement.modules = match o.name.as_str() {
+            "vmlinux" => Vec::new(),
+            m => tree.module_symbols(m)?,
+        };
+        let placement = &placement;
         let mut funcs_of_object = Vec::new();
         for src in &o.units {
             let unit = Unit::of_source(src)
@@ -235,23 +242,12 @@ pub fn make(
                 .map(|f| f.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let statics = local_names(&old_bytes);
-            // vmlinux's positions come from its symbol table; a module's are left to the
-            // core, which refuses a name its module has twice.
-            let position = |kernel: &str, local: bool| -> Result<u64> {
-                match (&symbols, o.name == "vmlinux") {
-                    (Some(k), true) => {
-                        k.sympos(kernel, local.then_some((file.as_str(), &statics[..])))
-                    }
-                    _ => Ok(0),
-                }
-            };
-            let locate = |n: &str, local: bool| -> std::result::Result<(String, u64), String> {
-                let kernel = kernel_names
-                    .get(n)
-                    .cloned()
-                    .unwrap_or_else(|| n.to_string());
-                let pos = position(&kernel, local).map_err(|e| e.to_string())?;
-                Ok((kernel, pos))
+            let local_in = |local: bool| local.then_some((file.as_str(), &statics[..]));
+            let locate = |n: &str, local: bool| -> std::result::Result<Located, String> {
+                let kernel = kernel_names.get(n).map_or(n, String::as_str);
+                placement
+                    .locate(&o.name, kernel, local_in(local))
+                    .map_err(|e| e.to_string())
             };
             let Extracted {
                 bytes,
@@ -260,7 +256,6 @@ pub fn make(
             } = extract::extract(
                 &bytes,
                 &extract::Request {
-                    object: &o.name,
                     functions: &functions,
                     data: &data,
                     exported: &exported,
@@ -290,7 +285,9 @@ pub fn make(
                 }
                 let code = code::of_function(&old_bytes, &old)
                     .map_err(|e| Error::Compare(format!("{src}: {e}")))?;
-                let sympos = position(&old, statics.contains(&old))?;
+                let sympos = placement
+                    .locate(&o.name, &old, local_in(statics.contains(&old)))?
+                    .sympos;
                 funcs_of_object.push(Replacement {
                     old,
                     sympos,

@@ -7,7 +7,7 @@
 //! One build at a time per tree: a lock in the builder's cache is held for the whole build.
 
 use crate::error::{io, Error, Result};
-use crate::kernel_symbols::KernelSymbols;
+use crate::kernel_symbols::{KernelSymbols, Order};
 use crate::progress::Progress;
 use crate::run;
 use crate::target::Target;
@@ -382,7 +382,55 @@ impl Tree {
             return Ok(None);
         }
         let data = std::fs::read(&vmlinux).map_err(|e| io(vmlinux.display(), e))?;
-        KernelSymbols::parse(&KernelSymbols::list_of_elf(&data)?).map(Some)
+        KernelSymbols::parse(&KernelSymbols::list_of_elf(&data, Order::Address)?).map(Some)
+    }
+
+    /// A module's symbol table and those of the modules it depends on, in that order, by
+    /// module name: Debian's from the image package (kept in the builder's cache), a user's
+    /// tree's from the `.ko` files kbuild made there (`modules.order`); empty when the
+    /// module's `.ko` is not there.
+    pub fn module_symbols(&self, module: &str) -> Result<Vec<(String, KernelSymbols)>> {
+        let files = if !self.user {
+            crate::image_modules::fetch(&self.dir, &self.kver, module)?
+        } else {
+            self.user_module_files(module)
+        };
+        files
+            .into_iter()
+            .map(|(name, path)| {
+                let data = std::fs::read(&path).map_err(|e| io(path.display(), e))?;
+                let list = KernelSymbols::list_of_elf(&data, Order::Table)?;
+                Ok((name, KernelSymbols::parse(&list)?))
+            })
+            .collect()
+    }
+
+    /// A user's tree's `.ko` of `module` and its dependencies, where kbuild made them.
+    fn user_module_files(&self, module: &str) -> Vec<(String, PathBuf)> {
+        let order = std::fs::read_to_string(self.root.join("modules.order")).unwrap_or_default();
+        let path_of = |n: &str| {
+            order
+                .lines()
+                .map(|l| l.trim().trim_end_matches(".o").trim_end_matches(".ko"))
+                .find(|l| l.rsplit('/').next().map(|f| f.replace('-', "_")).as_deref() == Some(n))
+                .map(|l| self.root.join(format!("{l}.ko")))
+                .filter(|p| p.is_file())
+        };
+        let mut out: Vec<(String, PathBuf)> = Vec::new();
+        let mut todo = vec![module.to_string()];
+        while let Some(n) = todo.pop() {
+            if out.iter().any(|(m, _)| *m == n) {
+                continue;
+            }
+            let Some(p) = path_of(&n) else { continue };
+            let mut deps = std::fs::read(&p)
+                .map(|d| crate::image_modules::depends(&d))
+                .unwrap_or_default();
+            deps.reverse();
+            todo.extend(deps);
+            out.push((n, p));
+        }
+        out
     }
 
     /// Compiles `objects` (paths of `.o` files relative to the root), removing any old copy

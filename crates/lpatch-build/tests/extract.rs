@@ -4,7 +4,7 @@
 
 mod cc;
 
-use lpatch_build::extract::{extract, Request, NEW_PREFIX, RECORDS_SECTION};
+use lpatch_build::extract::{extract, Located, Request, NEW_PREFIX, RECORDS_SECTION};
 use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
 use std::collections::HashSet;
 
@@ -28,6 +28,14 @@ int fixed(int x)
 }
 "#;
 
+fn vmlinux(name: &str, sympos: u64) -> Located {
+    Located {
+        object: "vmlinux".into(),
+        name: name.into(),
+        sympos,
+    }
+}
+
 fn names(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
@@ -39,11 +47,10 @@ fn refusal(src: &str, functions: &[&str]) -> String {
     extract(
         &obj,
         &Request {
-            object: "vmlinux",
             functions: &functions,
             data: &[],
             exported: &HashSet::new(),
-            locate: &|n, _| Ok((n.to_string(), 0)),
+            locate: &|n, _| Ok(vmlinux(n, 0)),
         },
     )
     .err()
@@ -61,20 +68,23 @@ fn copies_only_what_is_asked_and_names_the_rest() {
     let data = names(&["added_global"]);
     // As the kernel would answer: the static local has another number there, `helper`
     // is the second of its name, the rest are unique; only statics are asked as such.
-    let locate = |n: &str, local: bool| -> Result<(String, u64), String> {
+    let locate = |n: &str, local: bool| -> Result<Located, String> {
         match (n, local) {
-            ("calls.1", true) => Ok(("calls.7".into(), 0)),
-            ("helper", true) => Ok(("helper".into(), 2)),
-            ("counter", true) | ("other", false) | ("kernel_global_unexported", false) => {
-                Ok((n.into(), 0))
-            }
+            ("calls.1", true) => Ok(vmlinux("calls.7", 0)),
+            ("helper", true) => Ok(vmlinux("helper", 2)),
+            ("counter", true) | ("other", false) => Ok(vmlinux(n, 0)),
+            // Defined by a module the unit's module depends on, say.
+            ("kernel_global_unexported", false) => Ok(Located {
+                object: "dep_mod".into(),
+                name: n.into(),
+                sympos: 0,
+            }),
             _ => Err(format!("asked about {n} (local: {local})")),
         }
     };
     let out = extract(
         &obj,
         &Request {
-            object: "vmlinux",
             functions: &functions,
             data: &data,
             exported: &exported,
@@ -90,20 +100,19 @@ fn copies_only_what_is_asked_and_names_the_rest() {
         ]
     );
     // Statics and unexported globals of the kernel are named by record; the exported one not.
-    let pos = |v: &[(&str, u64)]| {
-        v.iter()
-            .map(|(n, p)| (n.to_string(), *p))
-            .collect::<Vec<_>>()
-    };
     assert_eq!(
         out.records,
-        pos(&[
-            ("calls.7", 0),
-            ("counter", 0),
-            ("helper", 2),
-            ("kernel_global_unexported", 0),
-            ("other", 0)
-        ])
+        vec![
+            Located {
+                object: "dep_mod".into(),
+                name: "kernel_global_unexported".into(),
+                sympos: 0
+            },
+            vmlinux("calls.7", 0),
+            vmlinux("counter", 0),
+            vmlinux("helper", 2),
+            vmlinux("other", 0),
+        ]
     );
     let file = object::File::parse(&*out.bytes).expect("the output parses");
     let defined: Vec<String> = file
@@ -148,7 +157,7 @@ fn copies_only_what_is_asked_and_names_the_rest() {
     let rec = file.section_by_name(RECORDS_SECTION).expect("records");
     assert_eq!(
         rec.data().unwrap(),
-        b"vmlinux calls.7 0\0vmlinux counter 0\0vmlinux helper 2\0vmlinux kernel_global_unexported 0\0vmlinux other 0\0"
+        b"dep_mod kernel_global_unexported 0\0vmlinux calls.7 0\0vmlinux counter 0\0vmlinux helper 2\0vmlinux other 0\0"
     );
     // The string literals and __func__ came along; every relocation of the copied code
     // points at a symbol that is defined here or named.
@@ -224,11 +233,10 @@ int other(void)
     let out = extract(
         &obj,
         &Request {
-            object: "vmlinux",
             functions: &functions,
             data: &[],
             exported: &HashSet::new(),
-            locate: &|n, _| Ok((n.to_string(), 0)),
+            locate: &|n, _| Ok(vmlinux(n, 0)),
         },
     )
     .unwrap_or_else(|e| panic!("extract: {e}"));

@@ -15,7 +15,10 @@
 //! address), both placed through the kernel's symbol table. A fourth changes a compiler
 //! clone (sysinfo's `do_sysinfo.isra.0`, seen through `uptime`) and a static inline that
 //! two functions inline (`get_task_state`: /proc/<pid>/status and /proc/<pid>/stat): each
-//! caller is replaced. Needs the builder's
+//! caller is replaced. A fifth patches a function of one of Debian's own modules (zram,
+//! from the image package with zsmalloc, which it depends on), reading two of the module's
+//! statics and an unexported global of vmlinux: the module loaded before the patch, and
+//! loaded again while the patch is enabled. Needs the builder's
 //! prepared tree (`make test` prepares it) and the built core (`make all`).
 
 mod common;
@@ -328,4 +331,68 @@ facts 2
     );
     assert_eq!(get("stat1"), "r", "{}", run.report());
     assert_eq!(get("disable-rc"), "0");
+}
+
+#[test]
+fn a_debian_module_before_and_after_the_patch_needs_stock_kernel() {
+    let kernel = lpatch_vm::require_stock_kernel();
+    let (ko, stdout) = build("module_zram");
+    assert!(
+        stdout.contains("patch module_zram replaces:\n  zram: max_comp_streams_show\n"),
+        "{stdout}"
+    );
+    // The build took zram and what it depends on out of the image package.
+    let kver = lpatch_vm::kernel_release(&kernel).unwrap();
+    let modules = lpatch_build::image_modules::dir(&lpatch_build::tree::kernel_dir(
+        &lpatch_build::default_cache(),
+        &kver,
+    ));
+    let (zram, zsmalloc) = (modules.join("zram.ko"), modules.join("zsmalloc.ko"));
+    let script = r#"
+cd /lib/lpatch
+lpatch load lpatch.ko > /dev/null || echo "@core-failed"
+S=/sys/block/zram0/max_comp_streams
+echo "@cpus $(grep -c ^processor /proc/cpuinfo)"
+insmod zsmalloc.ko && insmod zram.ko; echo "@insmod-rc $?"
+echo "@before $(cat $S)"
+lpatch load module_zram.ko; echo "@load-rc $?"
+echo "@patched $(cat $S)"
+lpatch disable module_zram; echo "@disable-rc $?"
+echo "@disabled $(cat $S)"
+rmmod zram; echo "@rmmod-rc $?"
+lpatch enable module_zram; echo "@enable-rc $?"
+insmod zram.ko; echo "@reload-rc $?"
+echo "@reloaded $(cat $S)"
+"#;
+    let run = guest(&[&ko, &zram, &zsmalloc], script);
+    let _ = std::fs::remove_dir_all(ko.parent().unwrap());
+    let get = |k: &str| fact(&run, k);
+    assert_eq!(get("insmod-rc"), "0", "{}", run.report());
+    let cpus = get("cpus");
+    assert_eq!(get("before"), cpus, "{}", run.report());
+    assert_eq!(get("load-rc"), "0", "{}", run.report());
+    // zram's own num_devices and vmlinux's unexported nr_threads, through the module's and
+    // vmlinux's livepatch relocations. zram's init counts its num_devices down to 0 as it
+    // adds the devices: the module's storage reads 0, where a copy would read 1.
+    let patched = get("patched");
+    let threads: u32 = patched
+        .strip_prefix(&format!(
+            "{cpus} (live-patched: num_devices 0, lzo-rle by default, "
+        ))
+        .and_then(|r| r.strip_suffix(" threads)"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{patched:?}\n{}", run.report()));
+    assert!(threads > 10, "{patched}");
+    assert_eq!(get("disable-rc"), "0");
+    assert_eq!(get("disabled"), cpus);
+    assert_eq!(get("rmmod-rc"), "0", "{}", run.report());
+    assert_eq!(get("enable-rc"), "0", "{}", run.report());
+    assert_eq!(get("reload-rc"), "0", "{}", run.report());
+    assert!(
+        get("reloaded").starts_with(&format!(
+            "{cpus} (live-patched: num_devices 0, lzo-rle by default, "
+        )),
+        "{}",
+        run.report()
+    );
 }
