@@ -13,9 +13,12 @@
 //! `__lpatch_new.<name>` and made global, for the patch description to name it.
 //!
 //! Tables the kernel reads about code (ftrace call sites, ORC unwind data, return and
-//! retpoline thunk sites, lock prefixes) keep the entries of the copied code; a copied
-//! function with an entry in a table this slice does not carry yet (bug table, jump
-//! labels, alternatives, paravirt calls, exception table, static calls) is refused by name.
+//! retpoline thunk sites, lock prefixes, bug entries, jump labels, alternatives, the
+//! exception table, paravirt sites, static call sites) keep the entries of the copied code,
+//! and what those entries reference comes along like what the code references (a bug
+//! entry's file name, an alternative's replacement). An entry that needs a module object's
+//! symbol is refused: the loader reads these tables before the core resolves such symbols.
+//! Tracepoint definitions (`__tracepoints_ptrs`) are refused by name.
 
 use object::build::elf::{Builder, Relocation, SectionData, SectionId, SymbolId};
 use object::build::Id as _;
@@ -39,19 +42,24 @@ const CARRIED_TABLES: &[Table] = &[
     (".orc_unwind_ip", 4, Some((".orc_unwind", 6))),
     // LOCK prefixes, which the kernel turns into NOPs were it to run on one CPU.
     (".smp_locks", 4, None),
+    // struct bug_entry (relative address and file, line, flags): WARN and BUG.
+    ("__bug_table", 12, None),
+    // struct jump_entry (code, target, key): static keys and jump labels.
+    ("__jump_table", 16, None),
+    // struct alt_instr (instruction, replacement, cpuid, lengths); the replacements are
+    // in .altinstr_replacement, which comes along as data no one names.
+    (".altinstructions", 12, None),
+    // struct exception_table_entry (instruction, fixup, handler data): user access.
+    ("__ex_table", 12, None),
+    // struct paravirt_patch_site (instruction pointer, type, length), 8-byte aligned.
+    (".parainstructions", 16, None),
+    // struct static_call_site (call, key).
+    (".static_call_sites", 8, None),
 ];
 
-/// Tables about code this slice cannot carry yet: a copied function with an entry is
-/// refused.
-const REFUSED_TABLES: &[&str] = &[
-    "__bug_table",
-    "__jump_table",
-    ".altinstructions",
-    "__ex_table",
-    ".parainstructions",
-    ".static_call_sites",
-    "__tracepoints_ptrs",
-];
+/// Tables in which an entry about the copied code is refused: a tracepoint the patch would
+/// define a second time.
+const REFUSED_TABLES: &[&str] = &["__tracepoints_ptrs"];
 
 /// What to copy out of a unit.
 pub struct Request<'a> {
@@ -160,9 +168,18 @@ pub fn extract(object: &[u8], req: &Request<'_>) -> Result<Extracted, String> {
             && sec.sh_flags & u64::from(elf::SHF_WRITE | elf::SHF_EXECINSTR) == 0
             && !global_in.contains(&sec.id().index())
     };
+    // Each table about code keeps the entries about the copied code; what those entries
+    // reference (a bug entry's file name, an alternative's replacement) comes along below.
+    carry_tables(&mut b, &keep, &rela_of)?;
+    let carried: HashSet<usize> = b
+        .sections
+        .iter()
+        .filter(|s| is_carried(&name(&s.name)))
+        .map(|s| s.id().index())
+        .collect();
     // Sections that belong to nobody by name (string literals, __func__, constants) come
-    // along when copied code references them, transitively.
-    let mut work: Vec<usize> = keep.iter().copied().collect();
+    // along when copied code or a carried entry references them, transitively.
+    let mut work: Vec<usize> = keep.iter().chain(&carried).copied().collect();
     while let Some(sec) = work.pop() {
         let Some(rela) = rela_of.get(&sec) else {
             continue;
@@ -200,7 +217,7 @@ pub fn extract(object: &[u8], req: &Request<'_>) -> Result<Extracted, String> {
         };
         if REFUSED_TABLES.contains(&n.as_str()) && about_kept(&b) {
             return Err(format!(
-                "{n}: the copied code has entries in this table, which lpatch build does not carry yet"
+                "{n}: the copied code has entries in this table, which lpatch build does not carry"
             ));
         }
     }
@@ -216,7 +233,7 @@ pub fn extract(object: &[u8], req: &Request<'_>) -> Result<Extracted, String> {
     };
     let mut new_relocs: Vec<(SectionId, Vec<Relocation>)> = Vec::new();
     for (&sec, &rela) in &rela_of {
-        if !keep.contains(&sec) {
+        if !keep.contains(&sec) && !carried.contains(&sec) {
             continue;
         }
         let relocs = match &b.sections.get(rela).data {
@@ -315,15 +332,37 @@ pub fn extract(object: &[u8], req: &Request<'_>) -> Result<Extracted, String> {
             record(&mut records, &n, false)?;
         }
     }
-    // Drop what is not kept: sections (and their relocations), symbols in them; tables
-    // keep the entries about copied code.
-    carry_tables(&mut b, &keep, &rela_of)?;
-    let carried: HashSet<usize> = b
-        .sections
+    // A table the loader reads as the patch module loads (and the alternatives' code) can
+    // name vmlinux's symbols, whose livepatch relocations the loader applies first; a
+    // module object's are applied by the core only when that module comes, too late.
+    // kpatch refuses the same.
+    let in_module: HashMap<&str, &str> = records
         .iter()
-        .filter(|s| is_carried(&name(&s.name)))
-        .map(|s| s.id().index())
+        .filter(|r| r.object != "vmlinux")
+        .map(|r| (r.name.as_str(), r.object.as_str()))
         .collect();
+    for (&sec, &rela) in &rela_of {
+        let Some(target) = b.sections.get(rela).sh_info_section else {
+            continue;
+        };
+        let table = name(&b.sections.get(target).name);
+        if !(carried.contains(&sec) || keep.contains(&sec) && table.starts_with(".altinstr")) {
+            continue;
+        }
+        let SectionData::Relocation(rs) = &b.sections.get(rela).data else {
+            continue;
+        };
+        for r in rs {
+            let Some(x) = r.symbol else { continue };
+            let n = name(&b.symbols.get(x).name);
+            if let Some(m) = in_module.get(n.as_str()) {
+                return Err(format!(
+                    "{table}: an entry about the copied code needs {n} of module {m}, which is resolved only when {m} loads, after the kernel has read this table: lpatch build cannot carry it"
+                ));
+            }
+        }
+    }
+    // Drop what is not kept: sections (and their relocations), symbols in them.
     for s in b.sections.iter_mut() {
         let i = s.id().index();
         let keep_it = match &s.data {
@@ -505,12 +544,16 @@ fn section_bytes(b: &Builder<'_>, id: SectionId, n: &str) -> Result<Vec<u8>, Str
     }
 }
 
+/// The bytes of `entries`, each `size` long; an entry cut short by the end of the section
+/// (the last of an aligned table has no padding after it) is padded with zeros.
 fn pick_entries(data: &[u8], size: u64, entries: &[u64]) -> Vec<u8> {
     let size = size as usize;
-    entries
-        .iter()
-        .filter_map(|e| data.get(*e as usize * size..(*e as usize + 1) * size))
-        .flatten()
-        .copied()
-        .collect()
+    let mut out = Vec::with_capacity(entries.len() * size);
+    for e in entries {
+        let start = (*e as usize * size).min(data.len());
+        let end = (start + size).min(data.len());
+        out.extend_from_slice(&data[start..end]);
+        out.resize(out.len() + size - (end - start), 0);
+    }
+    out
 }

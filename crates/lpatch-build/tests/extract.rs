@@ -199,17 +199,58 @@ fn a_missing_function_is_named() {
 }
 
 #[test]
-fn a_table_not_carried_yet_refuses_by_name() {
+fn bug_table_entries_and_their_file_names_are_carried() {
     let src = r#"
 int warned(int x)
 {
 	if (x > 3)
-		asm volatile("1: ud2\n.pushsection __bug_table,\"aw\"\n.long 1b - .\n.long 0\n.short 0, 0\n.popsection");
+		asm volatile("1: ud2\n.pushsection __bug_table,\"aw\"\n2: .long 1b - .\n.long %c0 - .\n.word %c1, 0\n.org 2b + 12\n.popsection" : : "i"("lib/warned.c"), "i"(7));
+	return x;
+}
+int other(int x)
+{
+	if (x > 4)
+		asm volatile("1: ud2\n.pushsection __bug_table,\"aw\"\n2: .long 1b - .\n.long %c0 - .\n.word %c1, 0\n.org 2b + 12\n.popsection" : : "i"("lib/other.c"), "i"(9));
 	return x;
 }
 "#;
-    let e = refusal(src, &["warned"]);
-    assert!(e.contains("__bug_table"), "{e}");
+    let obj = cc::compile("x", src);
+    let functions = names(&["warned"]);
+    let out = extract(
+        &obj,
+        &Request {
+            functions: &functions,
+            data: &[],
+            exported: &HashSet::new(),
+            locate: &|n, _| Ok(vmlinux(n, 0)),
+        },
+    )
+    .unwrap_or_else(|e| panic!("extract: {e}"));
+    let file = object::File::parse(&*out.bytes).expect("the output parses");
+    let bugs = file.section_by_name("__bug_table").expect("__bug_table");
+    assert_eq!(bugs.size(), 12, "the copied function's one entry");
+    let data = bugs.data().unwrap();
+    assert_eq!(u16::from_le_bytes([data[8], data[9]]), 7, "its line");
+    // Its address and its file name, which came along.
+    let mut targets: Vec<String> = Vec::new();
+    for (_, r) in bugs.relocations() {
+        if let RelocationTarget::Symbol(i) = r.target() {
+            let s = file.symbol_by_index(i).unwrap();
+            let sec = file
+                .section_by_index(s.section_index().expect("defined"))
+                .unwrap();
+            let bytes = sec.data().unwrap();
+            let at = (s.address() as i64 + r.addend()) as usize;
+            targets.push(match sec.name().unwrap() {
+                n if n.starts_with(".text") => n.to_string(),
+                _ => String::from_utf8_lossy(&bytes[at..at + 12]).into_owned(),
+            });
+        }
+    }
+    assert_eq!(
+        targets,
+        vec![".text.warned".to_string(), "lib/warned.c".to_string()]
+    );
 }
 
 #[test]
@@ -258,4 +299,61 @@ int other(void)
         })
         .collect();
     assert_eq!(targets, vec![".text.bumped".to_string()]);
+}
+
+#[test]
+fn a_table_entry_needing_a_module_symbol_is_refused() {
+    let src = r#"
+struct key { int enabled; };
+static struct key mod_key;
+int keyed(int x)
+{
+	asm goto("1: jmp %l[yes]\n.pushsection __jump_table,\"aw\"\n.balign 8\n.long 1b - ., %l[yes] - .\n.quad %c0 - .\n.popsection" : : "i"(&mod_key) : : yes);
+	return x;
+yes:
+	return x + 1;
+}
+"#;
+    let obj = cc::compile("x", src);
+    let functions = names(&["keyed"]);
+    let in_module = |n: &str, _| {
+        Ok(Located {
+            object: "some_mod".into(),
+            name: n.into(),
+            sympos: 0,
+        })
+    };
+    let e = extract(
+        &obj,
+        &Request {
+            functions: &functions,
+            data: &[],
+            exported: &HashSet::new(),
+            locate: &in_module,
+        },
+    )
+    .err()
+    .expect("refused");
+    assert!(
+        e.contains("__jump_table") && e.contains("mod_key") && e.contains("module some_mod"),
+        "{e}"
+    );
+    // The same key in vmlinux is carried.
+    let out = extract(
+        &obj,
+        &Request {
+            functions: &functions,
+            data: &[],
+            exported: &HashSet::new(),
+            locate: &|n, _| Ok(vmlinux(n, 0)),
+        },
+    )
+    .unwrap_or_else(|e| panic!("extract: {e}"));
+    assert!(
+        out.records.contains(&vmlinux("mod_key", 0)),
+        "{:?}",
+        out.records
+    );
+    let file = object::File::parse(&*out.bytes).expect("the output parses");
+    assert_eq!(file.section_by_name("__jump_table").unwrap().size(), 16);
 }

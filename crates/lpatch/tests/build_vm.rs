@@ -18,7 +18,12 @@
 //! caller is replaced. A fifth patches a function of one of Debian's own modules (zram,
 //! from the image package with zsmalloc, which it depends on), reading two of the module's
 //! statics and an unexported global of vmlinux: the module loaded before the patch, and
-//! loaded again while the patch is enabled. Needs the builder's
+//! loaded again while the patch is enabled. A sixth copies code with entries in every table
+//! the kernel keeps about code (a WARN's bug entry, a tracepoint's jump label and static
+//! call, alternatives and exception-table entries of user access, paravirt sites) and
+//! proves each at work: getdents with SMAP on (stac is an alternative), a tracepoint
+//! enabled before the patch loads firing in the copied code, and a WARN reported with its
+//! file and line (the one splat that test allows). Needs the builder's
 //! prepared tree (`make test` prepares it) and the built core (`make all`).
 
 mod common;
@@ -58,15 +63,20 @@ fn build(name: &str) -> (PathBuf, String) {
 /// A KASLR guest of the stock kernel with the core, `kos` and the static CLI, running
 /// `script`; its kernel log must stay clean.
 fn guest(kos: &[&Path], script: &str) -> lpatch_vm::VmRun {
+    let run = guest_unchecked(kos, script);
+    run.assert_ok();
+    run
+}
+
+/// [`guest`], leaving the checks to the caller.
+fn guest_unchecked(kos: &[&Path], script: &str) -> lpatch_vm::VmRun {
     let mut vm = Vm::new()
         .boot(Boot::Kaslr)
         .ko(build_dir().join("kernel/lpatch.ko"));
     for ko in kos {
         vm = vm.ko(ko);
     }
-    let run = vm.file(cli(), "/bin/lpatch").script(script).run().unwrap();
-    run.assert_ok();
-    run
+    vm.file(cli(), "/bin/lpatch").script(script).run().unwrap()
 }
 
 /// The value of `@key value` lines a guest script printed.
@@ -392,6 +402,74 @@ echo "@reloaded $(cat $S)"
         get("reloaded").starts_with(&format!(
             "{cpus} (live-patched: num_devices 0, lzo-rle by default, "
         )),
+        "{}",
+        run.report()
+    );
+}
+
+#[test]
+fn tables_about_the_copied_code_are_carried_needs_stock_kernel() {
+    lpatch_vm::require_stock_kernel();
+    let (ko, stdout) = build("special_sections");
+    assert!(
+        stdout
+            .contains("patch special_sections replaces:\n  vmlinux: __set_task_comm, filldir64\n"),
+        "{stdout}"
+    );
+    let script = r#"
+cd /lib/lpatch
+lpatch load lpatch.ko > /dev/null || echo "@core-failed"
+mkdir -p /tmp/d && touch /tmp/d/lpatch-hidden-a /tmp/d/seen
+rename() { sh -c "echo -n $1 > /proc/\$\$/comm; read c < /proc/\$\$/comm; echo \$c"; }
+T=/sys/kernel/tracing
+mount -t tracefs nodev $T 2>/dev/null
+echo 1 > $T/events/task/task_rename/enable; echo "@trace-on $?"
+echo "@ls0 $(ls /tmp/d | tr '\n' ' ')"
+echo "@comm0 $(rename lpatch-name)"
+lpatch load special_sections.ko; echo "@load-rc $?"
+echo "@ls1 $(ls /tmp/d | tr '\n' ' ')"
+echo "@comm1 $(rename lpatch-name)"
+echo "@traced $(grep -c 'newcomm=lpatch-renamed' $T/trace)"
+echo "@warn $(rename lpatch-warn)"
+lpatch disable special_sections; echo "@disable-rc $?"
+echo "@ls2 $(ls /tmp/d | tr '\n' ' ')"
+echo "@comm2 $(rename lpatch-name)"
+"#;
+    let run = guest_unchecked(&[&ko], script);
+    let _ = std::fs::remove_dir_all(ko.parent().unwrap());
+    assert!(!run.timed_out && run.status == Some(0), "{}", run.report());
+    let get = |k: &str| fact(&run, k);
+    assert_eq!(get("trace-on"), "0", "{}", run.report());
+    assert_eq!(get("ls0"), "lpatch-hidden-a seen ", "{}", run.report());
+    assert_eq!(get("comm0"), "lpatch-name");
+    assert_eq!(get("load-rc"), "0", "{}", run.report());
+    // getdents' filldir64 writes user memory between stac and clac (alternatives, with
+    // SMAP on) through unsafe_put_user (exception-table entries).
+    assert_eq!(get("ls1"), "seen ", "{}", run.report());
+    // The copied __set_task_comm, its paravirt sites patched, fires the tracepoint
+    // enabled before it was loaded (its jump label and static call site).
+    assert_eq!(get("comm1"), "lpatch-renamed", "{}", run.report());
+    assert_eq!(get("traced"), "1", "{}", run.report());
+    assert_eq!(get("warn"), "lpatch-warn", "{}", run.report());
+    assert_eq!(get("disable-rc"), "0");
+    assert_eq!(get("ls2"), "lpatch-hidden-a seen ");
+    assert_eq!(get("comm2"), "lpatch-name");
+    // The WARN in the copied code: reported from its bug entry, with its file and line
+    // (1237: the WARN_ONCE of the patched fs/exec.c), and the kernel went on. Its two
+    // lines are all the log holds of a splat.
+    let splats = run.splats();
+    assert_eq!(splats.len(), 2, "{}", run.report());
+    assert!(
+        splats[0].contains("WARNING: CPU: ")
+            && splats[0].contains(" at fs/exec.c:1237 __lpatch_new.__set_task_comm+")
+            && splats[0].ends_with("[special_sections]"),
+        "{}",
+        run.report()
+    );
+    assert!(splats[1].ends_with("Call Trace:"), "{}", run.report());
+    assert!(
+        run.kernel_log
+            .contains("lpatch: a warning from patched code"),
         "{}",
         run.report()
     );
