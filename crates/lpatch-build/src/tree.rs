@@ -89,6 +89,25 @@ fn make_in(root: &Path, cc: &str, release: Option<&str>, jobs: usize, kcflags: &
     c
 }
 
+/// Headers a patch may include that are not the kernel's: `kpatch-syscall.h`, for patches
+/// written to kpatch-build's conventions (its macro names, lpatch's definitions).
+const PATCH_HEADERS: &[(&str, &str)] = &[(
+    "kpatch-syscall.h",
+    include_str!("../include/kpatch-syscall.h"),
+)];
+
+/// `kcflags` with the directory of [`PATCH_HEADERS`], written into `state`, searched last
+/// (an include path changes no code).
+fn with_patch_headers(kcflags: &str, state: &Path) -> Result<String> {
+    let dir = state.join("include");
+    std::fs::create_dir_all(&dir).map_err(|e| io(dir.display(), e))?;
+    for (name, text) in PATCH_HEADERS {
+        let p = dir.join(name);
+        std::fs::write(&p, text).map_err(|e| io(p.display(), e))?;
+    }
+    Ok(format!("{kcflags} -idirafter {}", dir.display()))
+}
+
 fn make(root: &Path, t: &Target, jobs: usize) -> Command {
     make_in(root, &t.cc, Some(&t.kver), jobs, KCFLAGS)
 }
@@ -264,7 +283,7 @@ pub fn open(t: &Target, cache: &Path, jobs: usize, progress: &Progress) -> Resul
         jobs,
         cc: t.cc.clone(),
         release: Some(t.kver.clone()),
-        kcflags: KCFLAGS.to_string(),
+        kcflags: with_patch_headers(KCFLAGS, &dir)?,
         dir,
         user: false,
         saved: Vec::new(),
@@ -332,6 +351,7 @@ pub fn open_user(dir: &Path, cache: &Path, jobs: usize) -> Result<Tree> {
     };
     let state = user_dir(cache, &root);
     let lock = lock(&state)?;
+    let kcflags = with_patch_headers(&kcflags, &state)?;
     crate::apply::recover(&state, &src)?;
     Ok(Tree {
         source: format!("the kernel tree at {}", root.display()),

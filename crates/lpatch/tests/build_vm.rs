@@ -23,7 +23,9 @@
 //! call, alternatives and exception-table entries of user access, paravirt sites) and
 //! proves each at work: getdents with SMAP on (stac is an alternative), a tracepoint
 //! enabled before the patch loads firing in the copied code, and a WARN reported with its
-//! file and line (the one splat that test allows). Needs the builder's
+//! file and line (the one splat that test allows). A seventh is written to kpatch-build's
+//! conventions (`#include "kpatch-syscall.h"`, KPATCH_SYSCALL_DEFINE1) and keeps a count
+//! in a shadow variable through the kernel's klp_shadow_* API. Needs the builder's
 //! prepared tree (`make test` prepares it) and the built core (`make all`).
 
 mod common;
@@ -473,4 +475,41 @@ echo "@comm2 $(rename lpatch-name)"
         "{}",
         run.report()
     );
+}
+
+#[test]
+fn a_patch_written_for_kpatch_needs_stock_kernel() {
+    lpatch_vm::require_stock_kernel();
+    let (ko, stdout) = build("kpatch_conventions");
+    assert!(
+        stdout.contains(
+            "patch kpatch_conventions replaces:\n  vmlinux: __ia32_sys_newuname, __x64_sys_newuname\n"
+        ),
+        "{stdout}"
+    );
+    let script = r#"
+cd /lib/lpatch
+lpatch load lpatch.ko > /dev/null || echo "@core-failed"
+echo "@u0 $(uname -s)"
+lpatch load kpatch_conventions.ko; echo "@load-rc $?"
+echo "@u1 $(uname -s)"
+echo "@u2 $(uname -s)"
+lpatch disable kpatch_conventions; echo "@disable-rc $?"
+echo "@u3 $(uname -s)"
+lpatch enable kpatch_conventions; echo "@enable-rc $?"
+echo "@u4 $(uname -s)"
+"#;
+    let run = guest(&[&ko], script);
+    let _ = std::fs::remove_dir_all(ko.parent().unwrap());
+    let get = |k: &str| fact(&run, k);
+    assert_eq!(get("u0"), "Linux", "{}", run.report());
+    assert_eq!(get("load-rc"), "0", "{}", run.report());
+    // The count lives in the kernel's shadow variable of the UTS namespace: it survives
+    // the patch being disabled and enabled again.
+    assert_eq!(get("u1"), "Linux.lpatch1", "{}", run.report());
+    assert_eq!(get("u2"), "Linux.lpatch2");
+    assert_eq!(get("disable-rc"), "0");
+    assert_eq!(get("u3"), "Linux");
+    assert_eq!(get("enable-rc"), "0");
+    assert_eq!(get("u4"), "Linux.lpatch3");
 }
