@@ -20,8 +20,10 @@ N = 10000: lpatch and the raw control only, 3 boots each (klp there takes minute
 run: --klp-at measures it once). Sizes up to 1000 patch a target of 1000 functions,
 larger ones a target of 10000.
 Then times `lpatch build` on the host: a one-file vmlinux fix through --dry-run on the
-warm cache, and a first preparation of $CORPUS_KERNEL's tree (default 6.1.0-50-amd64)
-from nothing, with its disk use (a temporary cache, removed afterwards).
+warm cache; the same fix from diff to loadable module (P6), beside kbuild of a
+hand-written patch module of it; and a first preparation of $CORPUS_KERNEL's tree
+(default 6.1.0-50-amd64) from nothing, with its disk use (a temporary cache, removed
+afterwards).
 Prints a table and writes the same figures as JSON. Needs `make all` done first.
 
 Options:
@@ -73,7 +75,8 @@ fn real_main() -> Result<(), String> {
             .builder
             .clone()
             .unwrap_or_else(|| "6.1.0-50-amd64".into());
-        let b = lpatch_bench::builder::measure(Some(&kver))?;
+        let env = Env::detect()?;
+        let b = lpatch_bench::builder::measure(&env, Some(&kver))?;
         print!("{}", lpatch_bench::builder::table(&b));
         return Ok(());
     }
@@ -100,7 +103,7 @@ fn real_main() -> Result<(), String> {
     let mut value = report::json(&figures, &meta);
     if let Some(kver) = &cfg.builder {
         eprintln!("lpatch-bench: timing lpatch build on the host");
-        let b = lpatch_bench::builder::measure(Some(kver))?;
+        let b = lpatch_bench::builder::measure(&env, Some(kver))?;
         print!("{}", lpatch_bench::builder::table(&b));
         value["lpatch_build"] = lpatch_bench::builder::json(&b);
     }
