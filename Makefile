@@ -18,12 +18,12 @@ export LPATCH_CLI := $(TARGET_DIR)/x86_64-unknown-linux-gnu/release/lpatch
 # when run on the other kernel.
 TEST_ARGS := --test-threads=2
 
-.PHONY: all setup host kernel samples cli-static builder-tree test test-debug demo bench lint clean
+.PHONY: all setup host kernel samples cli-static builder-tree corpus-kernel test test-debug demo bench lint clean
 # These targets need the kernel's version, which only set-up knows (it resolves it and
 # creates $(CACHE)/kernel/current). On a fresh machine that cache does not exist yet when
 # make reads this file, so each of them runs set-up first, then make again: the second make
 # reads the version set-up recorded. Given a kernel tree (KDIR=...), make goes straight on.
-KERNEL_TARGETS := all kernel samples cli-static builder-tree test demo bench lint
+KERNEL_TARGETS := all kernel samples cli-static builder-tree corpus-kernel test demo bench lint
 ifeq ($(or $(LPATCH_SET_UP),$(filter command line,$(origin KDIR))),)
 
 $(KERNEL_TARGETS): setup
@@ -83,7 +83,15 @@ builder-tree: cli-static
 	$(LPATCH_CLI) build --prepare-only
 	$(LPATCH_CLI) build --prepare-only --kernel $(CORPUS_KERNEL)
 
-test: all builder-tree
+# The corpus' fixes are also built into modules and loaded in guests of that older kernel
+# (crates/lpatch/tests/corpus_vm.rs): its image is set up beside the current one (never
+# made current) and the core is built for it, in build/linux-headers-$(CORPUS_KERNEL).
+corpus-kernel: host
+	LPATCH_KVER=$(CORPUS_KERNEL) LPATCH_SETUP_ONLY=1 scripts/setup.sh > /dev/null
+	$(MAKE) --no-print-directory -C kernel KDIR=/usr/src/linux-headers-$(CORPUS_KERNEL) \
+		OUT=$(CURDIR)/build/linux-headers-$(CORPUS_KERNEL)/kernel KBUILD_TOOL=$(KBUILD_TOOL)
+
+test: all builder-tree corpus-kernel
 	cd crates && $(HOST_CARGO) test --release --workspace -- $(TEST_ARGS) --skip needs_debug_kernel
 
 # Boots the stock kernel and drives the CLI through a patch's life; checks every step.

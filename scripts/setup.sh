@@ -98,6 +98,7 @@ if [ ! -f "$KDIR_CACHE/.complete" ]; then
     rm -rf "$KDIR_CACHE"
     mv "$work" "$KDIR_CACHE"
 fi
-ln -sfn "$KVER" "$CACHE_ROOT/kernel/current"
+# Another kernel beside the current one (the corpus' older kernel): LPATCH_SETUP_ONLY=1.
+[ -n "${LPATCH_SETUP_ONLY:-}" ] || ln -sfn "$KVER" "$CACHE_ROOT/kernel/current"
 echo "KERNEL_CACHE=$KDIR_CACHE"
 echo "KVER=$KVER"

@@ -63,7 +63,7 @@ pub fn name_from(stem: &str) -> std::result::Result<String, String> {
 
 /// The symbols the kernel exports, from the tree's Module.symvers.
 fn exported(tree: &Tree) -> Result<HashSet<String>> {
-    let path = tree.root.join("Module.symvers");
+    let path = tree.module_symvers()?;
     let text = std::fs::read_to_string(&path).map_err(|e| io(path.display(), e))?;
     Ok(text
         .lines()

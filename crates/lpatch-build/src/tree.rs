@@ -243,12 +243,6 @@ fn prepare(t: &Target, dir: &Path, root: &Path, jobs: usize, progress: &Progress
     // kbuild records the sources' own release (6.1.192); the tree is the image's.
     let rel = root.join("include/config/kernel.release");
     std::fs::write(&rel, format!("{}\n", t.kver)).map_err(|e| io(rel.display(), e))?;
-    // The headers' symbol versions, for linking patch modules against this tree later.
-    let symvers = PathBuf::from(format!("/usr/src/linux-headers-{}/Module.symvers", t.kver));
-    if symvers.is_file() {
-        std::fs::copy(&symvers, root.join("Module.symvers"))
-            .map_err(|e| io(symvers.display(), e))?;
-    }
     step.done();
     Ok(())
 }
@@ -387,6 +381,49 @@ impl Tree {
     /// Where a build keeps its applied-diff state and its objects.
     pub fn state_dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The kernel's exports with their CRCs (`Module.symvers` at the tree's root), which a
+    /// patch module links against. A Debian tree takes them from the kernel's headers: the
+    /// installed `linux-headers-<kver>`, else that package downloaded (once).
+    pub fn module_symvers(&self) -> Result<PathBuf> {
+        let here = self.root.join("Module.symvers");
+        if here.is_file() || self.user {
+            return Ok(here);
+        }
+        let installed = PathBuf::from(format!(
+            "/usr/src/linux-headers-{}/Module.symvers",
+            self.kver
+        ));
+        if installed.is_file() {
+            std::fs::copy(&installed, &here).map_err(|e| io(installed.display(), e))?;
+            return Ok(here);
+        }
+        let work = self.dir.join(".headers");
+        let _ = std::fs::remove_dir_all(&work);
+        std::fs::create_dir_all(&work).map_err(|e| io(work.display(), e))?;
+        let got = run::checked(
+            Command::new("apt-get")
+                .args(["download", "-qq", &format!("linux-headers-{}", self.kver)])
+                .current_dir(&work),
+            "apt",
+            &format!("downloading linux-headers-{} (the kernel's Module.symvers)", self.kver),
+        )
+        .and_then(|_| {
+            run::pipeline(
+                &format!(
+                    "dpkg-deb --fsys-tarfile linux-headers-*.deb | tar -xO ./usr/src/linux-headers-{}/Module.symvers > Module.symvers",
+                    self.kver
+                ),
+                &work,
+                "taking Module.symvers out of the headers package",
+            )
+        })
+        .and_then(|_| {
+            std::fs::rename(work.join("Module.symvers"), &here).map_err(|e| io(here.display(), e))
+        });
+        let _ = std::fs::remove_dir_all(&work);
+        got.map(|_| here)
     }
 
     /// The kernel's symbol table, for the positions of names it has more than once:
