@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! What the CLI's VM tests share: where the repository and the built modules are, and
-//! the static CLI shipped into the guest.
+//! the static CLI shipped into the guest. Each test file uses what it needs of it.
+#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 
