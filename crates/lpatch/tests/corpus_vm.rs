@@ -6,10 +6,13 @@
 //! loaded with `lpatch load` in one KASLR guest of that kernel, next to the modules they
 //! patch (Debian's own, from the image package, with what they depend on). Each must load,
 //! each replaced function must be redirected (its sysfs `old_addr` is the running
-//! function's), then disable; the kernel log stays clean. The fixes' effects are not visible
-//! from the guest's busybox (an arp ioctl, fcntl's F_SET_RW_HINT, fspick, prctl's auxv, a
-//! PI futex race, tc and iptables rules, an ocfs2 mount): what is checked is that each
-//! fix goes live and comes off cleanly on the kernel it is for.
+//! function's), then disable; the kernel log stays clean. Where user space can see a fix,
+//! it is seen before, during and after (EFFECTS, through the static `lpatch-probe`): fcntl's
+//! F_SET_RW_HINT on an immutable file is refused only while the fix is live. The others are
+//! not visible from user space without a race or a crafted setup (an arp ioctl reading past
+//! a name, fspick on a kernel-internal superblock no path reaches, prctl's auxv length, a PI
+//! futex race, tc and iptables rules): for them what is checked is that each goes live and
+//! comes off cleanly on the kernel it is for.
 //!
 //! Needs that kernel set up beside the current one and the core built for it (`make test`
 //! does both: the corpus-kernel target).
@@ -38,6 +41,15 @@ const FIXES: &[(&str, &[&str])] = &[
     ("sch_plug_overflow", &["sch_plug"]),
     ("xt_cluster_template", &["crc32c_generic", "xt_cluster"]),
 ];
+
+/// A fix's effect as user space sees it: the guest command, and what it prints without and
+/// with the fix.
+const EFFECTS: &[(&str, &str, &str, &str)] = &[(
+    "fcntl_rw_hint",
+    "lpatch-probe rw-hint-on-immutable /mnt/t/f",
+    "rw-hint-on-immutable 0",
+    "rw-hint-on-immutable EPERM",
+)];
 
 /// Fixes the dry run accepts whose module the build refuses, and the words of the refusal:
 /// ocfs2_clear_inode's tracepoint is ocfs2's own, and its jump label would need ocfs2's
@@ -81,7 +93,8 @@ fn needs_stock_kernel_each_fix_of_the_corpus_loads_on_its_kernel() {
     std::fs::create_dir_all(&dir).unwrap();
     let mut kos: Vec<PathBuf> = Vec::new();
     let mut script = String::from(
-        "cd /lib/lpatch\nlpatch load lpatch.ko > /dev/null || echo \"@core-failed\"\n",
+        "cd /lib/lpatch\nlpatch load lpatch.ko > /dev/null || echo \"@core-failed\"\n\
+         mkdir -p /mnt/t && mount -t tmpfs none /mnt/t\n",
     );
     let mut loaded_targets: Vec<String> = Vec::new();
     for (fix, target) in FIXES {
@@ -113,6 +126,10 @@ fn needs_stock_kernel_each_fix_of_the_corpus_loads_on_its_kernel() {
                 kos.push(path.clone());
             }
         }
+        let effect = EFFECTS.iter().find(|e| e.0 == *fix);
+        if let Some((_, probe, _, _)) = effect {
+            script.push_str(&format!("echo \"@effect-before {fix} $({probe})\"\n"));
+        }
         // Each replaced function's old_addr must be where kallsyms has it.
         script.push_str(&format!(
             "lpatch load {fix}.ko > /dev/null; echo \"@load {fix} $?\"\n\
@@ -122,6 +139,15 @@ fn needs_stock_kernel_each_fix_of_the_corpus_loads_on_its_kernel() {
              done\n\
              lpatch disable {fix} > /dev/null; echo \"@disable {fix} $?\"\n"
         ));
+        if let Some((_, probe, _, _)) = effect {
+            // Enabled again to see it live, then off again.
+            script.push_str(&format!(
+                "lpatch enable {fix} > /dev/null\n\
+                 echo \"@effect-on {fix} $({probe})\"\n\
+                 lpatch disable {fix} > /dev/null\n\
+                 echo \"@effect-off {fix} $({probe})\"\n"
+            ));
+        }
     }
     for (fix, words) in REFUSED_AT_BUILD {
         let built = lpatch_build(&kver, &build, fix, &dir.join(format!("{fix}.ko")));
@@ -140,13 +166,30 @@ fn needs_stock_kernel_each_fix_of_the_corpus_loads_on_its_kernel() {
     for ko in &kos {
         vm = vm.ko(ko);
     }
-    let run = vm.file(cli(), "/bin/lpatch").script(&script).run().unwrap();
+    let run = vm
+        .file(cli(), "/bin/lpatch")
+        .file(
+            lpatch_vm::static_binary("lpatch-probe", "lpatch-probe", "LPATCH_PROBE"),
+            "/bin/lpatch-probe",
+        )
+        .script(&script)
+        .run()
+        .unwrap();
     let _ = std::fs::remove_dir_all(&dir);
     run.assert_ok();
     let out = &run.output;
     assert!(!out.contains("@core-failed"), "{}", run.report());
     assert!(!out.contains("@insmod-failed"), "{}", run.report());
     assert!(!out.contains("@not-at"), "{}", run.report());
+    for (fix, _, without, with) in EFFECTS {
+        for (when, want) in [("before", without), ("on", with), ("off", without)] {
+            assert!(
+                out.contains(&format!("@effect-{when} {fix} {want}\n")),
+                "{fix} {when}: wanted {want}\n{}",
+                run.report()
+            );
+        }
+    }
     for (fix, _) in FIXES {
         assert!(
             out.contains(&format!("@load {fix} 0\n")),
