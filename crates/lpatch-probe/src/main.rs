@@ -59,6 +59,34 @@ fn rw_hint_on_immutable(path: &str) -> Result<String, String> {
     Ok(out)
 }
 
+/// Replaces the process's saved auxiliary vector with one pair (prctl PR_SET_MM_AUXV, 16
+/// bytes), then reads it back from /proc/self/auxv: what kernel/sys.c's prctl_set_auxv
+/// keeps of the old vector, `only-the-pair` (the pair and AT_NULL) or `old-entries-kept`.
+fn short_auxv() -> Result<String, String> {
+    const AT_PAGESZ: u64 = 6;
+    let pair: [u64; 2] = [AT_PAGESZ, 4096];
+    // SAFETY: PR_SET_MM_AUXV reads `len` (16) bytes from the address, which is `pair`,
+    // alive for the call.
+    let rc = unsafe {
+        libc::prctl(
+            libc::PR_SET_MM,
+            libc::PR_SET_MM_AUXV as libc::c_ulong,
+            pair.as_ptr() as libc::c_ulong,
+            std::mem::size_of_val(&pair) as libc::c_ulong,
+            0 as libc::c_ulong,
+        )
+    };
+    if rc != 0 {
+        return Ok(last_errno());
+    }
+    let auxv = std::fs::read("/proc/self/auxv").map_err(|e| format!("/proc/self/auxv: {e}"))?;
+    Ok(match auxv.len() {
+        32 => "only-the-pair".into(),
+        n if n > 32 => "old-entries-kept".into(),
+        n => format!("{n} bytes"),
+    })
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let r = match args
@@ -68,7 +96,8 @@ fn main() -> ExitCode {
         .as_slice()
     {
         ["rw-hint-on-immutable", path] => rw_hint_on_immutable(path),
-        _ => Err("usage: lpatch-probe rw-hint-on-immutable FILE".into()),
+        ["short-auxv"] => short_auxv(),
+        _ => Err("usage: lpatch-probe rw-hint-on-immutable FILE | short-auxv".into()),
     };
     match r {
         Ok(v) => {

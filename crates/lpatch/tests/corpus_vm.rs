@@ -8,10 +8,11 @@
 //! each replaced function must be redirected (its sysfs `old_addr` is the running
 //! function's), then disable; the kernel log stays clean. Where user space can see a fix,
 //! it is seen before, during and after (EFFECTS, through the static `lpatch-probe`): fcntl's
-//! F_SET_RW_HINT on an immutable file is refused only while the fix is live. The others are
-//! not visible from user space without a race or a crafted setup (an arp ioctl reading past
-//! a name, fspick on a kernel-internal superblock no path reaches, prctl's auxv length, a PI
-//! futex race, tc and iptables rules): for them what is checked is that each goes live and
+//! F_SET_RW_HINT on an immutable file is refused only while the fix is live, and a short
+//! PR_SET_MM_AUXV replaces the whole saved vector only then. The others are not visible
+//! from user space without a race or a crafted setup (an arp ioctl reading past a name,
+//! fspick on a kernel-internal superblock no path reaches, a PI futex race, tc and iptables
+//! rules): for them what is checked is that each goes live and
 //! comes off cleanly on the kernel it is for.
 //!
 //! Needs that kernel set up beside the current one and the core built for it (`make test`
@@ -44,12 +45,20 @@ const FIXES: &[(&str, &[&str])] = &[
 
 /// A fix's effect as user space sees it: the guest command, and what it prints without and
 /// with the fix.
-const EFFECTS: &[(&str, &str, &str, &str)] = &[(
-    "fcntl_rw_hint",
-    "lpatch-probe rw-hint-on-immutable /mnt/t/f",
-    "rw-hint-on-immutable 0",
-    "rw-hint-on-immutable EPERM",
-)];
+const EFFECTS: &[(&str, &str, &str, &str)] = &[
+    (
+        "fcntl_rw_hint",
+        "lpatch-probe rw-hint-on-immutable /mnt/t/f",
+        "rw-hint-on-immutable 0",
+        "rw-hint-on-immutable EPERM",
+    ),
+    (
+        "prctl_auxv",
+        "lpatch-probe short-auxv",
+        "short-auxv old-entries-kept",
+        "short-auxv only-the-pair",
+    ),
+];
 
 /// Fixes the dry run accepts whose module the build refuses, and the words of the refusal:
 /// ocfs2_clear_inode's tracepoint is ocfs2's own, and its jump label would need ocfs2's
