@@ -21,6 +21,8 @@ fn errno_name(e: i32) -> String {
         libc::EFAULT => "EFAULT".into(),
         libc::ENOTTY => "ENOTTY".into(),
         libc::EOPNOTSUPP => "EOPNOTSUPP".into(),
+        libc::ENODEV => "ENODEV".into(),
+        libc::ENXIO => "ENXIO".into(),
         e => format!("errno {e}"),
     }
 }
@@ -87,6 +89,112 @@ fn short_auxv() -> Result<String, String> {
     })
 }
 
+/// A name of exactly IFNAMSIZ - 1 characters, the longest a device may have.
+const LONG_NAME: &[u8; 15] = b"lpatchprobedev1";
+
+fn ifreq_named(name: &[u8]) -> libc::ifreq {
+    // SAFETY: ifreq is plain data (a name and a union of integers and arrays): all zeroes
+    // is a valid value.
+    let mut r: libc::ifreq = unsafe { std::mem::zeroed() };
+    for (d, s) in r.ifr_name.iter_mut().zip(name) {
+        *d = *s as libc::c_char;
+    }
+    r
+}
+
+/// Renames the device `from` to `to` (taking it down first, as a rename needs) and returns
+/// its flags from before.
+fn rename_device(sock: libc::c_int, from: &[u8], to: &[u8]) -> Result<libc::c_short, String> {
+    let mut r = ifreq_named(from);
+    // SAFETY: SIOCGIFFLAGS reads the name and writes the flags of the ifreq, ours for the call.
+    if unsafe { libc::ioctl(sock, libc::SIOCGIFFLAGS, &mut r) } != 0 {
+        return Err(format!(
+            "flags of {}: {}",
+            String::from_utf8_lossy(from),
+            last_errno()
+        ));
+    }
+    // SAFETY: the kernel wrote ifru_flags.
+    let flags = unsafe { r.ifr_ifru.ifru_flags };
+    r.ifr_ifru.ifru_flags = flags & !(libc::IFF_UP as libc::c_short);
+    // SAFETY: SIOCSIFFLAGS reads the ifreq.
+    if unsafe { libc::ioctl(sock, libc::SIOCSIFFLAGS, &r) } != 0 {
+        return Err(format!(
+            "taking {} down: {}",
+            String::from_utf8_lossy(from),
+            last_errno()
+        ));
+    }
+    let mut n = ifreq_named(from);
+    // SAFETY: writing a plain array of the union.
+    unsafe {
+        for (d, s) in n.ifr_ifru.ifru_newname.iter_mut().zip(to) {
+            *d = *s as libc::c_char;
+        }
+    }
+    // SAFETY: SIOCSIFNAME reads the ifreq (old name, new name).
+    if unsafe { libc::ioctl(sock, libc::SIOCSIFNAME, &n) } != 0 {
+        return Err(format!(
+            "renaming {}: {}",
+            String::from_utf8_lossy(from),
+            last_errno()
+        ));
+    }
+    Ok(flags)
+}
+
+/// Asks for an ARP entry (SIOCGARP) on a device named by all 16 bytes of `arp_dev`, no NUL:
+/// the name of an existing device of 15 characters and one byte more. net/ipv4/arp.c's
+/// arp_ioctl looks that name up as given (`ENODEV`: no such device) unless it ends it at
+/// the 16th byte first (then the device is found and the entry is not: `ENXIO`). The
+/// loopback device carries the long name for the call and gets its name and flags back.
+fn arp_long_devname() -> Result<String, String> {
+    // SAFETY: plain arguments.
+    let sock = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM, 0) };
+    if sock < 0 {
+        return Err(format!("socket: {}", last_errno()));
+    }
+    let flags = rename_device(sock, b"lo", LONG_NAME)?;
+    // SAFETY: arpreq is plain data; all zeroes is valid.
+    let mut req: libc::arpreq = unsafe { std::mem::zeroed() };
+    let addr = libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_be_bytes([10, 9, 8, 7]).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    // SAFETY: sockaddr_in and sockaddr have the same size; the copy is of plain bytes.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            &addr as *const libc::sockaddr_in as *const u8,
+            &mut req.arp_pa as *mut libc::sockaddr as *mut u8,
+            std::mem::size_of::<libc::sockaddr_in>(),
+        )
+    };
+    for (d, s) in req.arp_dev.iter_mut().zip(LONG_NAME.iter().chain(b"X")) {
+        *d = *s as libc::c_char;
+    }
+    // SAFETY: SIOCGARP reads and writes the arpreq, ours for the call.
+    let rc = unsafe { libc::ioctl(sock, libc::SIOCGARP, &mut req) };
+    let out = if rc == 0 {
+        "0".to_string()
+    } else {
+        last_errno()
+    };
+    rename_device(sock, LONG_NAME, b"lo")?;
+    let mut r = ifreq_named(b"lo");
+    r.ifr_ifru.ifru_flags = flags;
+    // SAFETY: SIOCSIFFLAGS reads the ifreq: lo's flags as they were.
+    if unsafe { libc::ioctl(sock, libc::SIOCSIFFLAGS, &r) } != 0 {
+        return Err(format!("restoring lo's flags: {}", last_errno()));
+    }
+    // SAFETY: `sock` is ours.
+    unsafe { libc::close(sock) };
+    Ok(out)
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let r = match args
@@ -97,7 +205,10 @@ fn main() -> ExitCode {
     {
         ["rw-hint-on-immutable", path] => rw_hint_on_immutable(path),
         ["short-auxv"] => short_auxv(),
-        _ => Err("usage: lpatch-probe rw-hint-on-immutable FILE | short-auxv".into()),
+        ["arp-long-devname"] => arp_long_devname(),
+        _ => Err(
+            "usage: lpatch-probe rw-hint-on-immutable FILE | short-auxv | arp-long-devname".into(),
+        ),
     };
     match r {
         Ok(v) => {

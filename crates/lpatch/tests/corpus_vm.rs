@@ -9,10 +9,10 @@
 //! function's), then disable; the kernel log stays clean. Where user space can see a fix,
 //! it is seen before, during and after (EFFECTS, through the static `lpatch-probe`): fcntl's
 //! F_SET_RW_HINT on an immutable file is refused only while the fix is live, and a short
-//! PR_SET_MM_AUXV replaces the whole saved vector only then. The others are not visible
-//! from user space without a race or a crafted setup (an arp ioctl reading past a name,
-//! fspick on a kernel-internal superblock no path reaches, a PI futex race, tc and iptables
-//! rules): for them what is checked is that each goes live and
+//! PR_SET_MM_AUXV replaces the whole saved vector only then, and SIOCGARP finds a device
+//! named by 16 bytes with no NUL (by its first 15) only then. The others are not visible
+//! from user space without a race or a setup the guest cannot make (fspick on a
+//! kernel-internal superblock no path reaches, a PI futex race, tc and iptables rules): for them what is checked is that each goes live and
 //! comes off cleanly on the kernel it is for.
 //!
 //! Needs that kernel set up beside the current one and the core built for it (`make test`
@@ -46,6 +46,12 @@ const FIXES: &[(&str, &[&str])] = &[
 /// A fix's effect as user space sees it: the guest command, and what it prints without and
 /// with the fix.
 const EFFECTS: &[(&str, &str, &str, &str)] = &[
+    (
+        "arp_devname",
+        "lpatch-probe arp-long-devname",
+        "arp-long-devname ENODEV",
+        "arp-long-devname ENXIO",
+    ),
     (
         "fcntl_rw_hint",
         "lpatch-probe rw-hint-on-immutable /mnt/t/f",
