@@ -74,6 +74,7 @@ fn options(patch: &Path, target: Request, cache: &Path) -> lpatch_build::Options
         jobs: 2,
         cache: cache.to_path_buf(),
         progress: lpatch_build::progress::Progress::hidden(),
+        external: None,
     }
 }
 

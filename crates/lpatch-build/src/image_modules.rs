@@ -23,19 +23,27 @@ fn name_of_file(file: &str) -> Option<String> {
     Some(stem.replace('-', "_"))
 }
 
-/// The modules a `.ko` depends on (`.modinfo`'s `depends=`).
-pub fn depends(ko: &[u8]) -> Vec<String> {
+/// The values of `key` in a `.ko`'s `.modinfo` (`name`, `vermagic`, `depends`).
+pub fn modinfo(ko: &[u8], key: &str) -> Vec<String> {
     let Ok(file) = object::File::parse(ko) else {
         return Vec::new();
     };
     let Some(data) = file.section_by_name(".modinfo").and_then(|s| s.data().ok()) else {
         return Vec::new();
     };
+    let prefix = format!("{key}=");
     data.split(|b| *b == 0)
-        .filter_map(|kv| kv.strip_prefix(b"depends="))
+        .filter_map(|kv| kv.strip_prefix(prefix.as_bytes()))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+/// The modules a `.ko` depends on (`.modinfo`'s `depends=`).
+pub fn depends(ko: &[u8]) -> Vec<String> {
+    modinfo(ko, "depends")
+        .iter()
         .flat_map(|v| {
-            String::from_utf8_lossy(v)
-                .split(',')
+            v.split(',')
                 .filter(|n| !n.is_empty())
                 .map(|n| n.replace('-', "_"))
                 .collect::<Vec<_>>()

@@ -13,6 +13,7 @@ pub mod compare;
 pub mod diff;
 pub mod dwarf;
 pub mod error;
+pub mod external;
 pub mod extract;
 pub mod headers;
 pub mod image_modules;
@@ -43,6 +44,9 @@ pub struct Options {
     /// The cache root (`/var/cache/lpatch`): set-up's kernels, the builder's trees.
     pub cache: PathBuf,
     pub progress: Progress,
+    /// An out-of-tree module the diff patches (its paths relative to the module's source),
+    /// rather than the kernel's source.
+    pub external: Option<external::External>,
 }
 
 /// The default cache root, as the Makefile and set-up use it.
@@ -189,12 +193,13 @@ struct Changes {
 }
 
 fn changes(
-    tree: &tree::Tree,
+    src: &Path,
+    state: &Path,
     patch: &Path,
     files: &[diff::FileChange],
     headers: &[String],
 ) -> Result<Changes> {
-    let mut applied = apply::apply(&tree.src, tree.state_dir(), patch, files)?;
+    let mut applied = apply::apply(src, state, patch, files)?;
     let mut lines = Vec::new();
     let mut header_names = std::collections::BTreeSet::new();
     let mut result = Ok(());
@@ -202,7 +207,7 @@ fn changes(
         match applied.changed_lines(&f.path) {
             Ok(ls) => {
                 if headers.contains(&f.path) {
-                    let text = std::fs::read_to_string(tree.src.join(&f.path)).unwrap_or_default();
+                    let text = std::fs::read_to_string(src.join(&f.path)).unwrap_or_default();
                     match headers::changed_names(&f.path, &text, &ls) {
                         Ok(n) => header_names.extend(n),
                         Err(e) => result = result.and(Err(e)),
@@ -308,22 +313,49 @@ fn compare_in(o: &Options) -> Result<(Report, tree::Tree)> {
         diff::parse(&text).map_err(|e| Error::Patch(format!("{}: {e}", o.patch.display())))?;
     let (units, headers) = units_of(&files)?;
     let patch = std::fs::canonicalize(&o.patch).map_err(|e| io(o.patch.display(), e))?;
+    let mut modular_expected: Option<Vec<bool>> = None;
 
     let mut tree = open_tree(&o.target, &o.cache, o.jobs, &o.progress)?;
-    apply::check(&tree.src, &patch, &tree.source)?;
-    let kbuild = built::Kbuild::new(&tree)?;
-    let mut units = with_includers(&tree.src, &kbuild, units)?;
-    let mut modular: Vec<bool> = units
-        .iter()
-        .map(|u| kbuild.check(&u.source, &u.object))
-        .collect::<Result<_>>()?;
+    let ext = match &o.external {
+        Some(e) => Some(external::prepare(e, &mut tree)?),
+        None => None,
+    };
+    // Where the diff applies and the objects are: the kernel's tree, or the copy of the
+    // out-of-tree module's source.
+    let (src, root, source) = match &ext {
+        Some(c) => (
+            c.dir.clone(),
+            c.dir.clone(),
+            format!("module {}'s source", c.name),
+        ),
+        None => (tree.src.clone(), tree.root.clone(), tree.source.clone()),
+    };
+    apply::check(&src, &patch, &source)?;
     let step = o.progress.step("finding what the diff changes");
-    let changed = changes(&tree, &patch, &files, &headers)?;
-    for (u, module) in header_units(&tree, &kbuild, &changed.header_names, &units)? {
-        units.push(u);
-        modular.push(module);
-    }
-    drop(kbuild);
+    let changed = changes(&src, tree.state_dir(), &patch, &files, &headers)?;
+    let (mut units, own_units) = match &ext {
+        Some(c) => {
+            let n = units.len();
+            let more = c.header_units(&changed.header_names, &units)?;
+            (units.into_iter().chain(more).collect::<Vec<_>>(), n)
+        }
+        None => {
+            let kbuild = built::Kbuild::new(&tree)?;
+            let mut units = with_includers(&tree.src, &kbuild, units)?;
+            let mut modular: Vec<bool> = units
+                .iter()
+                .map(|u| kbuild.check(&u.source, &u.object))
+                .collect::<Result<_>>()?;
+            let n = units.len();
+            for (u, module) in header_units(&tree, &kbuild, &changed.header_names, &units)? {
+                units.push(u);
+                modular.push(module);
+            }
+            // kbuild's lists and its compile command must agree on where each unit goes.
+            modular_expected = Some(modular);
+            (units, n)
+        }
+    };
     step.done();
     if units.is_empty() {
         return Err(Error::Patch(format!(
@@ -338,25 +370,40 @@ fn compare_in(o: &Options) -> Result<(Report, tree::Tree)> {
     let (before_dir, after_dir) = (objects.join("before"), objects.join("after"));
     let objs: Vec<String> = units.iter().map(|u| u.object.clone()).collect();
     tree.save_objects(&objs)?;
+    let m_dir = ext.as_ref().map(|c| c.dir.as_path());
 
     let step = o.progress.step(&format!(
         "compiling {} unit(s) before the diff",
         units.len()
     ));
-    tree.compile(&objs, "the unchanged source")?;
-    keep_objects(&tree.root, &units, &before_dir)?;
+    tree.compile_in(m_dir, &objs, "the unchanged source")?;
+    if let Some(c) = &ext {
+        // The diff's own files must be the module's; a header's other includers that are
+        // not (a test program of the directory) are left out.
+        for u in &units[..own_units] {
+            c.check_unit(u)?;
+        }
+        let mut i = 0;
+        units.retain(|u| {
+            i += 1;
+            i <= own_units || c.check_unit(u).is_ok()
+        });
+    }
+    let objs: Vec<String> = units.iter().map(|u| u.object.clone()).collect();
+    keep_objects(&root, &units, &before_dir)?;
     let linked: Vec<String> = units
         .iter()
-        .map(|u| u.linked_into(&tree.root))
+        .map(|u| u.linked_into(&root))
         .collect::<Result<_>>()?;
-    // kbuild's lists and its compile command must agree on where each unit goes.
-    for ((u, into), module) in units.iter().zip(&linked).zip(&modular) {
-        if (into != "vmlinux") != *module {
-            return Err(Error::Compile(format!(
-                "{}: kbuild's lists say {}, its compile command says {into}",
-                u.source,
-                if *module { "a module" } else { "vmlinux" }
-            )));
+    if let Some(modular) = &modular_expected {
+        for ((u, into), module) in units.iter().zip(&linked).zip(modular) {
+            if (into != "vmlinux") != *module {
+                return Err(Error::Compile(format!(
+                    "{}: kbuild's lists say {}, its compile command says {into}",
+                    u.source,
+                    if *module { "a module" } else { "vmlinux" }
+                )));
+            }
         }
     }
     step.done();
@@ -364,9 +411,9 @@ fn compare_in(o: &Options) -> Result<(Report, tree::Tree)> {
     let step = o
         .progress
         .step(&format!("compiling {} unit(s) after the diff", units.len()));
-    let mut applied = apply::apply(&tree.src, tree.state_dir(), &patch, &files)?;
-    let compiled = tree.compile(&objs, "the source with the diff applied");
-    let kept = compiled.and_then(|_| keep_objects(&tree.root, &units, &after_dir));
+    let mut applied = apply::apply(&src, tree.state_dir(), &patch, &files)?;
+    let compiled = tree.compile_in(m_dir, &objs, "the source with the diff applied");
+    let kept = compiled.and_then(|_| keep_objects(&root, &units, &after_dir));
     applied.restore()?;
     kept?;
     step.done();
@@ -398,7 +445,7 @@ fn compare_in(o: &Options) -> Result<(Report, tree::Tree)> {
         {
             continue;
         }
-        let info = dwarf::read_unit_in(&after, Some(&tree.src.to_string_lossy()))
+        let info = dwarf::read_unit_in(&after, Some(&src.to_string_lossy()))
             .map_err(|e| Error::Compare(format!("{}: {e}", u.object)))?;
         let touched = dwarf::touched_functions(&info, &changed.lines);
         let why = |name: &str| match dwarf::reason_for(&info, &touched, name) {
@@ -476,7 +523,7 @@ fn compare_in(o: &Options) -> Result<(Report, tree::Tree)> {
     }
     let report = Report {
         kernel: tree.kver.clone(),
-        source: tree.source.clone(),
+        source,
         compared: units.iter().map(|u| u.source.clone()).collect(),
         objects,
         refused: refusals,

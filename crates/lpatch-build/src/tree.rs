@@ -52,6 +52,8 @@ pub struct Tree {
     user: bool,
     saved: Vec<String>,
     absent: Vec<String>,
+    /// An out-of-tree module the build patches, by name, with its running `.ko`.
+    external: Option<(String, PathBuf)>,
     _lock: File,
 }
 
@@ -282,6 +284,7 @@ pub fn open(t: &Target, cache: &Path, jobs: usize, progress: &Progress) -> Resul
         user: false,
         saved: Vec::new(),
         absent: Vec::new(),
+        external: None,
         _lock: lock,
     })
 }
@@ -362,6 +365,7 @@ pub fn open_user(dir: &Path, cache: &Path, jobs: usize) -> Result<Tree> {
         user: true,
         saved: Vec::new(),
         absent: Vec::new(),
+        external: None,
         _lock: lock,
     })
 }
@@ -447,7 +451,9 @@ impl Tree {
     /// tree's from the `.ko` files kbuild made there (`modules.order`); empty when the
     /// module's `.ko` is not there.
     pub fn module_symbols(&self, module: &str) -> Result<Vec<(String, KernelSymbols)>> {
-        let files = if !self.user {
+        let files = if let Some((name, ko)) = self.external.as_ref().filter(|(n, _)| n == module) {
+            self.external_module_files(name, ko)?
+        } else if !self.user {
             crate::image_modules::fetch(&self.dir, &self.kver, module)?
         } else {
             self.user_module_files(module)
@@ -460,6 +466,31 @@ impl Tree {
                 Ok((name, KernelSymbols::parse(&list)?))
             })
             .collect()
+    }
+
+    /// Names an out-of-tree module the build patches (its name, its running `.ko`), whose
+    /// symbol table [`Tree::module_symbols`] then reads from that file.
+    pub fn set_external_module(&mut self, name: &str, ko: &Path) {
+        self.external = Some((name.to_string(), ko.to_path_buf()));
+    }
+
+    /// An out-of-tree module's `.ko` and those of the kernel's modules it depends on.
+    fn external_module_files(&self, name: &str, ko: &Path) -> Result<Vec<(String, PathBuf)>> {
+        let data = std::fs::read(ko).map_err(|e| io(ko.display(), e))?;
+        let mut out = vec![(name.to_string(), ko.to_path_buf())];
+        for dep in crate::image_modules::depends(&data) {
+            let files = if self.user {
+                self.user_module_files(&dep)
+            } else {
+                crate::image_modules::fetch(&self.dir, &self.kver, &dep)?
+            };
+            for f in files {
+                if !out.iter().any(|(m, _)| *m == f.0) {
+                    out.push(f);
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// A user's tree's `.ko` of `module` and its dependencies, where kbuild made them.
@@ -493,13 +524,29 @@ impl Tree {
     /// Compiles `objects` (paths of `.o` files relative to the root), removing any old copy
     /// first so each is built from the source as it is now.
     pub fn compile(&self, objects: &[String], what: &str) -> Result<()> {
+        self.compile_in(None, objects, what)
+    }
+
+    /// Compiles `objects`, as [`Tree::compile`]; in an external module's directory
+    /// (kbuild's `M=`, the objects relative to it) when `external` is given.
+    pub fn compile_in(
+        &self,
+        external: Option<&Path>,
+        objects: &[String],
+        what: &str,
+    ) -> Result<()> {
         if objects.is_empty() {
             return Ok(());
         }
+        let base = external.unwrap_or(&self.root);
         for o in objects {
-            let _ = std::fs::remove_file(self.root.join(o));
+            let _ = std::fs::remove_file(base.join(o));
         }
-        let out = run::capture(self.make().args(objects), "make")?;
+        let mut make = self.make();
+        if let Some(dir) = external {
+            make.arg(format!("M={}", dir.display()));
+        }
+        let out = run::capture(make.args(objects), "make")?;
         if !out.ok {
             return Err(Error::Compile(format!(
                 "compiling {what} failed:\n{}",

@@ -30,6 +30,7 @@ fn dry_run(name: &str) -> Result<Report, Error> {
         jobs: 2,
         cache: lpatch_build::default_cache(),
         progress: lpatch_build::progress::Progress::hidden(),
+        external: None,
     })
 }
 

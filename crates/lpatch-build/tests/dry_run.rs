@@ -82,6 +82,7 @@ fn options(patch: &Path, target: Request) -> lpatch_build::Options {
         jobs: 2,
         cache: cache(),
         progress: lpatch_build::progress::Progress::hidden(),
+        external: None,
     }
 }
 
@@ -671,6 +672,129 @@ fn kernels_that_cannot_be_built_for_are_refused_by_name() {
     assert!(
         e.to_string()
             .contains("is not a prepared kernel tree: it has no .config"),
+        "{e}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// lpt_target, the repository's own test module, as the build of the core made it for the
+/// target kernel (`make all`), and its source.
+fn lpt_target() -> (PathBuf, PathBuf) {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let build = std::env::var_os("LPATCH_BUILD")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo.join("build/current"));
+    (
+        build.join("samples/lpt-target/lpt_target.ko"),
+        repo.join("samples/lpt-target"),
+    )
+}
+
+fn dry_run_external(patch: &Path, ko: &Path, src: &Path) -> Result<Report, Error> {
+    let mut o = options(patch, Request::Default);
+    o.external = Some(lpatch_build::external::External {
+        ko: ko.to_path_buf(),
+        src: src.to_path_buf(),
+    });
+    lpatch_build::dry_run(&o)
+}
+
+fn files_of(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn needs_stock_kernel_an_out_of_tree_module_is_compiled_from_a_copy_of_its_source() {
+    let _g = serial();
+    let (ko, src) = lpt_target();
+    let patch = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/patches/oot_lpt_target.patch");
+    let listed = files_of(&src);
+    let r = dry_run_external(&patch, &ko, &src).unwrap();
+    assert_eq!(
+        files_of(&src),
+        listed,
+        "the module's own directory was written"
+    );
+    assert_eq!(r.source, "module lpt_target's source");
+    assert_eq!(
+        object(&r, "lpt_target").replace,
+        vec![
+            replaced("lpt_show", "lpt_target_main.c", Reason::ChangedCode),
+            replaced(
+                "lpt_target_message",
+                "lpt_target_main.c",
+                Reason::ChangedCode
+            ),
+            replaced(
+                "lpt_target_other_name",
+                "lpt_target_other.c",
+                Reason::ChangedCode
+            ),
+        ]
+    );
+    assert_eq!(r.objects.len(), 1, "{}", r.text());
+}
+
+#[test]
+fn needs_stock_kernel_an_out_of_tree_module_for_another_kernel_or_file_is_refused() {
+    let _g = serial();
+    let (ko, src) = lpt_target();
+    let dir = std::env::temp_dir().join(format!("lpatch-build-test-{}-oot", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let patch = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/patches/oot_lpt_target.patch");
+
+    // The same module with another kernel's release in its vermagic.
+    let kver = lpatch_build::target::resolve(&Request::Default, &cache())
+        .unwrap()
+        .kver;
+    let mut bytes = std::fs::read(&ko).unwrap();
+    let magic = format!("vermagic={kver} ").into_bytes();
+    let at = bytes
+        .windows(magic.len())
+        .position(|w| w == magic.as_slice())
+        .expect("the module's vermagic names the target kernel");
+    // A release of the same length that is not the target's.
+    let other = format!("vermagic={} ", kver.replacen("6.1.0-", "6.1.9-", 1)).into_bytes();
+    assert_ne!(other, magic);
+    bytes[at..at + magic.len()].copy_from_slice(&other);
+    let foreign = dir.join("lpt_target.ko");
+    std::fs::write(&foreign, &bytes).unwrap();
+    let e = dry_run_external(&patch, &foreign, &src).unwrap_err();
+    assert!(matches!(e, Error::Target(_)), "{e}");
+    assert!(
+        e.to_string()
+            .contains(&format!("but the patch is built for {kver}")),
+        "{e}"
+    );
+
+    // A file of the directory that kbuild does not link into the module.
+    let copy = dir.join("src");
+    std::fs::create_dir_all(&copy).unwrap();
+    for f in files_of(&src) {
+        std::fs::copy(src.join(&f), copy.join(&f)).unwrap();
+    }
+    std::fs::write(
+        copy.join("extra.c"),
+        "int lpt_extra(void)\n{\n\treturn 1;\n}\n",
+    )
+    .unwrap();
+    let extra = dir.join("extra.patch");
+    std::fs::write(
+        &extra,
+        "--- a/extra.c\n+++ b/extra.c\n@@ -1,4 +1,4 @@\n int lpt_extra(void)\n {\n-\treturn 1;\n+\treturn 2;\n }\n",
+    )
+    .unwrap();
+    let e = dry_run_external(&extra, &ko, &copy).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("extra.c: not a file of module lpt_target (its Kbuild does not link it into the module)"),
         "{e}"
     );
     let _ = std::fs::remove_dir_all(&dir);

@@ -24,6 +24,13 @@ pub struct BuildArgs {
     /// A kernel tree you built (its .config and objects there)
     #[arg(long, value_name = "DIR")]
     pub kernel_tree: Option<PathBuf>,
+    /// An out-of-tree module the diff patches, as it runs (the diff's paths are then
+    /// relative to its source, --oot-module-src)
+    #[arg(long, value_name = "KO", requires = "oot_module_src")]
+    pub oot_module: Option<PathBuf>,
+    /// The source directory the out-of-tree module was built from (copied; never written)
+    #[arg(long, value_name = "DIR", requires = "oot_module")]
+    pub oot_module_src: Option<PathBuf>,
     /// Parallel compile jobs (default: the number of CPUs)
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
@@ -106,6 +113,11 @@ pub fn build(ctx: &mut Ctx, a: &BuildArgs) -> Outcome {
         jobs,
         cache: a.cache.clone(),
         progress,
+        external: a
+            .oot_module
+            .clone()
+            .zip(a.oot_module_src.clone())
+            .map(|(ko, src)| lpatch_build::external::External { ko, src }),
     };
     if !a.dry_run {
         return make_module(ctx, a, patch, &opts);

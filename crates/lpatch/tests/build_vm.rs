@@ -25,7 +25,10 @@
 //! enabled before the patch loads firing in the copied code, and a WARN reported with its
 //! file and line (the one splat that test allows). A seventh is written to kpatch-build's
 //! conventions (`#include "kpatch-syscall.h"`, KPATCH_SYSCALL_DEFINE1) and keeps a count
-//! in a shadow variable through the kernel's klp_shadow_* API. Needs the builder's
+//! in a shadow variable through the kernel's klp_shadow_* API. An eighth patches a module
+//! built out of the kernel's tree (the repository's lpt_target, `--oot-module`): functions
+//! of its two files, one reading the static the module has twice by its position, the
+//! module loaded before the patch and again while it is enabled. Needs the builder's
 //! prepared tree (`make test` prepares it) and the built core (`make all`).
 
 mod common;
@@ -39,6 +42,11 @@ use std::process::Command;
 /// Runs `lpatch build` on `crates/lpatch-build/tests/patches/<name>.patch` into a temporary
 /// directory; returns the module and what the build printed.
 fn build(name: &str) -> (PathBuf, String) {
+    build_with(name, &[])
+}
+
+/// [`build`] with more arguments for `lpatch build`.
+fn build_with(name: &str, args: &[&std::ffi::OsStr]) -> (PathBuf, String) {
     let out_dir =
         std::env::temp_dir().join(format!("lpatch-build-vm-{}-{name}", std::process::id()));
     std::fs::create_dir_all(&out_dir).unwrap();
@@ -51,6 +59,7 @@ fn build(name: &str) -> (PathBuf, String) {
         .arg(&ko)
         .arg("--core-symvers")
         .arg(build_dir().join("kernel/Module.symvers"))
+        .args(args)
         .output()
         .expect("running lpatch build");
     let stdout = String::from_utf8_lossy(&built.stdout).into_owned();
@@ -512,4 +521,80 @@ echo "@u4 $(uname -s)"
     assert_eq!(get("u3"), "Linux");
     assert_eq!(get("enable-rc"), "0");
     assert_eq!(get("u4"), "Linux.lpatch3");
+}
+
+#[test]
+fn an_out_of_tree_module_before_and_after_the_patch_needs_stock_kernel() {
+    let _ = lpatch_vm::require_stock_kernel();
+    let target = build_dir().join("samples/lpt-target/lpt_target.ko");
+    let src = repo().join("samples/lpt-target");
+    let (ko, stdout) = build_with(
+        "oot_lpt_target",
+        &[
+            "--oot-module".as_ref(),
+            target.as_os_str(),
+            "--oot-module-src".as_ref(),
+            src.as_os_str(),
+        ],
+    );
+    assert!(
+        stdout.contains(
+            "patch oot_lpt_target replaces:\n  lpt_target: lpt_show, lpt_target_message, lpt_target_other_name\n"
+        ),
+        "{stdout}"
+    );
+    let script = r#"
+cd /lib/lpatch
+lpatch load lpatch.ko > /dev/null || echo "@core-failed"
+show() { echo "$(cat /proc/lpt_target) | $(cat /proc/lpt_target_hits)"; }
+insmod lpt_target.ko; echo "@insmod-rc $?"
+echo "@before $(show)"
+lpatch load oot_lpt_target.ko; echo "@load-rc $?"
+echo "@patched $(cat /proc/lpt_target)"
+echo "@patched-again $(show)"
+lpatch disable oot_lpt_target; echo "@disable-rc $?"
+echo "@disabled $(show)"
+rmmod lpt_target; echo "@rmmod-rc $?"
+lpatch enable oot_lpt_target; echo "@enable-rc $?"
+insmod lpt_target.ko; echo "@reload-rc $?"
+echo "@reloaded $(show)"
+"#;
+    let run = guest(&[&ko, &target], script);
+    let _ = std::fs::remove_dir_all(ko.parent().unwrap());
+    let get = |k: &str| fact(&run, k);
+    assert_eq!(get("insmod-rc"), "0", "{}", run.report());
+    assert_eq!(get("before"), "original | 0 main other", "{}", run.report());
+    assert_eq!(get("load-rc"), "0", "{}", run.report());
+    // The new lpt_show counts in the module's own lpt_hits (its reader, which no patch
+    // replaces, sees the count), and the new lpt_target_other_name reads the second
+    // lpt_twin_name of the module (its own file's, "other"), not main.c's.
+    assert_eq!(
+        get("patched"),
+        "patched out of tree, read 1",
+        "{}",
+        run.report()
+    );
+    assert_eq!(
+        get("patched-again"),
+        "patched out of tree, read 2 | 2 main other, patched",
+        "{}",
+        run.report()
+    );
+    assert_eq!(get("disable-rc"), "0");
+    assert_eq!(
+        get("disabled"),
+        "original | 2 main other",
+        "{}",
+        run.report()
+    );
+    assert_eq!(get("rmmod-rc"), "0", "{}", run.report());
+    assert_eq!(get("enable-rc"), "0", "{}", run.report());
+    // Loaded while the patch is enabled: patched as it loads, its counter new.
+    assert_eq!(get("reload-rc"), "0", "{}", run.report());
+    assert_eq!(
+        get("reloaded"),
+        "patched out of tree, read 1 | 1 main other, patched",
+        "{}",
+        run.report()
+    );
 }
