@@ -7,6 +7,11 @@
  */
 #include <linux/bug.h>
 #include <linux/cpu.h>
+#include <linux/kthread.h>
+#include <linux/sched.h>
+#include <linux/sched/signal.h>
+#include <linux/stacktrace.h>
+#include <linux/tracepoint.h>
 #include <linux/ftrace.h>
 #include <linux/kernfs.h>
 #include <linux/kobject.h>
@@ -152,6 +157,128 @@ int lpatch_ftrace_filter(unsigned long *ips, unsigned int n, int remove, int res
 int lpatch_ftrace_register(void) { return register_ftrace_function(&lpatch_ops); }
 int lpatch_ftrace_unregister(void) { return unregister_ftrace_function(&lpatch_ops); }
 
+/* ---- the consistency model: per-task state, task walks, the switch at syscall exit ---- */
+/*
+ * task_struct.patch_state exists only on CONFIG_LIVEPATCH kernels; without it the core
+ * switches every task at once. A task_struct is opaque to Rust: these read and write it.
+ */
+#ifdef CONFIG_LIVEPATCH
+bool lpatch_has_task_states(void) { return true; }
+int lpatch_current_patch_state(void) { return READ_ONCE(current->patch_state); }
+int lpatch_task_patch_state(struct task_struct *t) { return READ_ONCE(t->patch_state); }
+void lpatch_task_set_patch_state(struct task_struct *t, int s) { WRITE_ONCE(t->patch_state, s); }
+#else
+bool lpatch_has_task_states(void) { return false; }
+int lpatch_current_patch_state(void) { return -1; }
+int lpatch_task_patch_state(struct task_struct *t) { return -1; }
+void lpatch_task_set_patch_state(struct task_struct *t, int s) { }
+#endif
+struct task_struct *lpatch_current(void) { return current; }
+int lpatch_mutex_trylock(struct mutex *m) { return mutex_trylock(m); }
+
+/*
+ * Calls f(task, data) for every thread, under the kernel's tasklist_lock (not exported:
+ * the caller found it through kallsyms), until f returns nonzero.
+ */
+void lpatch_for_each_task(rwlock_t *tasklist, int (*f)(struct task_struct *, void *), void *data)
+{
+	struct task_struct *g, *t;
+
+	read_lock(tasklist);
+	for_each_process_thread(g, t)
+		if (f(t, data))
+			goto out;
+out:
+	read_unlock(tasklist);
+}
+
+/* The idle task of a CPU, from smpboot's per-CPU idle_threads (found through kallsyms). */
+struct task_struct *lpatch_idle_task(struct task_struct **idle_threads, int cpu)
+{
+	return *per_cpu_ptr(idle_threads, cpu);
+}
+int lpatch_nr_cpu_ids(void) { return nr_cpu_ids; }
+bool lpatch_cpu_possible(int cpu) { return cpu_possible(cpu); }
+bool lpatch_cpu_online(int cpu) { return cpu_online(cpu); }
+long lpatch_work_on_cpu(int cpu, long (*fn)(void *), void *arg) { return work_on_cpu(cpu, fn, arg); }
+
+/*
+ * The switch at syscall exit: a probe on the sys_exit tracepoint (registered only during
+ * a transition: it puts every syscall on the slow path) sets the leaving task's state to
+ * the goal. Only the exit path is on its stack there.
+ */
+static struct tracepoint *lpatch_tp_sys_exit;
+static int lpatch_syscall_goal;
+static void lpatch_find_sys_exit(struct tracepoint *tp, void *priv)
+{
+	if (!strcmp(tp->name, "sys_exit"))
+		lpatch_tp_sys_exit = tp;
+}
+static void notrace lpatch_sys_exit_probe(void *data, struct pt_regs *regs, long ret)
+{
+#ifdef CONFIG_LIVEPATCH
+	int goal = READ_ONCE(lpatch_syscall_goal);
+
+	if (READ_ONCE(current->patch_state) != goal)
+		WRITE_ONCE(current->patch_state, goal);
+#endif
+}
+/* goal >= 0: on, switching to goal; goal < 0: off, returning once no probe runs. */
+int lpatch_syscall_switch(int goal)
+{
+	int ret;
+
+	if (goal >= 0) {
+		if (!lpatch_tp_sys_exit)
+			for_each_kernel_tracepoint(lpatch_find_sys_exit, NULL);
+		if (!lpatch_tp_sys_exit)
+			return -ENOENT;
+		WRITE_ONCE(lpatch_syscall_goal, goal);
+		return tracepoint_probe_register(lpatch_tp_sys_exit, lpatch_sys_exit_probe, NULL);
+	}
+	if (!lpatch_tp_sys_exit)
+		return 0;
+	ret = tracepoint_probe_unregister(lpatch_tp_sys_exit, lpatch_sys_exit_probe, NULL);
+	tracepoint_synchronize_unregister();
+	return ret;
+}
+
+/*
+ * The transition owner: one kernel thread for the core's lifetime runs every enable and
+ * disable and the walks between, so the in-kernel livepatch's mutex, held for a whole
+ * transition, is taken and released by one task.
+ */
+static DECLARE_WAIT_QUEUE_HEAD(lpatch_thread_wq);
+static atomic_t lpatch_thread_kicked;
+static DECLARE_COMPLETION(lpatch_request_done);
+static DEFINE_MUTEX(lpatch_request_mutex);	/* one request at a time */
+struct task_struct *lpatch_thread_start(int (*fn)(void *))
+{
+	return kthread_run(fn, NULL, "lpatch");
+}
+void lpatch_thread_stop(struct task_struct *t) { kthread_stop(t); }
+bool lpatch_thread_should_stop(void) { return kthread_should_stop(); }
+void lpatch_thread_kick(void)
+{
+	atomic_set(&lpatch_thread_kicked, 1);
+	wake_up(&lpatch_thread_wq);
+}
+/* Sleeps until kicked, stopped, or ms milliseconds pass (ms < 0: no time limit). */
+void lpatch_thread_wait(long ms)
+{
+#define LPATCH_WOKEN (atomic_xchg(&lpatch_thread_kicked, 0) || kthread_should_stop())
+	if (ms < 0)
+		wait_event_interruptible(lpatch_thread_wq, LPATCH_WOKEN);
+	else
+		wait_event_interruptible_timeout(lpatch_thread_wq, LPATCH_WOKEN, msecs_to_jiffies(ms));
+#undef LPATCH_WOKEN
+}
+void lpatch_request_lock(void) { mutex_lock(&lpatch_request_mutex); }
+void lpatch_request_unlock(void) { mutex_unlock(&lpatch_request_mutex); }
+void lpatch_request_prepare(void) { reinit_completion(&lpatch_request_done); }
+void lpatch_request_wait(void) { wait_for_completion(&lpatch_request_done); }
+void lpatch_request_complete(void) { complete(&lpatch_request_done); }
+
 /* ---- module arrivals and departures ---- */
 static int lpatch_module_notify(struct notifier_block *nb, unsigned long action, void *data)
 {
@@ -181,7 +308,10 @@ static ssize_t lpatch_store(struct kobject *kobj, struct kobj_attribute *attr,
 }
 
 static struct kobj_attribute lpatch_attr_enabled = __ATTR(enabled, 0644, lpatch_show, lpatch_store);
-static struct attribute *lpatch_patch_attrs[] = { &lpatch_attr_enabled.attr, NULL };
+static struct kobj_attribute lpatch_attr_transition = __ATTR(transition, 0444, lpatch_show, NULL);
+static struct attribute *lpatch_patch_attrs[] = {
+	&lpatch_attr_enabled.attr, &lpatch_attr_transition.attr, NULL
+};
 static const struct attribute_group lpatch_patch_group = { .attrs = lpatch_patch_attrs };
 
 static struct kobj_attribute lpatch_attr_old_addr = __ATTR(old_addr, 0400, lpatch_show, NULL);

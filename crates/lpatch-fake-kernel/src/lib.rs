@@ -19,6 +19,7 @@ use lpatch_logic::model::{FuncDesc, ObjectDesc, PatchDesc};
 use lpatch_logic::redirect::Table;
 use lpatch_logic::reloc::{RelaDesc, RelaSectionDesc, SHF_ALLOC, SHN_LIVEPATCH};
 use lpatch_logic::seam::{DirKind, Kernel, ModuleRef, SysfsDir};
+use lpatch_logic::transition::{Ranges, WalkResult, UNDEFINED};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -102,7 +103,42 @@ struct State {
     /// What the fake saw go wrong (an unbalanced put, a directory removed before its
     /// children): every test asserts it stays empty.
     violations: Vec<String>,
+    /// The machine's tasks (idle tasks among them), for transitions.
+    tasks: Vec<Task>,
+    /// The kernel has no per-task patch state (no CONFIG_LIVEPATCH).
+    no_task_states: bool,
+    /// Whether the core has claimed the per-task state (tasks_begin..tasks_end).
+    claimed: bool,
+    /// The in-kernel livepatch holds the per-task state: tasks_begin fails with EBUSY.
+    klp_busy: bool,
+    /// The state tasks switch to at system call exit, while the core asks for it.
+    syscall_switch: Option<i32>,
+    /// Registering the system call exit switch fails with this.
+    fail_syscall_switch: Option<Error>,
+    /// Walks made (tasks_switch calls), and registrations of the system call exit switch.
+    walks: u32,
+    syscall_switches: u32,
 }
+
+/// A task of the fake machine: its per-task patch state and what a walk would find.
+#[derive(Debug, Clone)]
+struct Task {
+    state: i32,
+    /// Return addresses on its stack.
+    stack: Vec<usize>,
+    /// Running on another CPU: a walk cannot look at its stack.
+    running: bool,
+    /// Its stack cannot be unwound reliably.
+    unreliable: bool,
+}
+
+/// A task's identity on the fake machine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TaskId(pub usize);
+
+/// The size the fake gives every function of its symbol table (they are 0x100 apart); a
+/// replacement (not in the table) is 0x10.
+pub const FUNC_SIZE: usize = 0x100;
 
 impl State {
     /// Whether `ip` is the ftrace call site of a traceable function ftrace knows now.
@@ -381,7 +417,12 @@ impl Fake {
         if !s.registered || !s.filter.contains(&ip) {
             return addr;
         }
-        match s.published.as_ref().map_or(0, |t| t.target(ip)) {
+        // A task outside the machine's list: no state (as after a transition).
+        match s
+            .published
+            .as_ref()
+            .map_or(0, |t| t.target(ip, || UNDEFINED))
+        {
             0 => addr,
             t => t,
         }
@@ -448,6 +489,98 @@ impl Fake {
         parts.join("/")
     }
 
+    /// A task sleeping with these return addresses on its stack (state UNDEFINED, or the
+    /// transition's initial state if one runs: as if it existed when the transition began).
+    pub fn add_task(&self, stack: &[usize]) -> TaskId {
+        let mut s = self.0.borrow_mut();
+        let state = s.tasks.first().map_or(UNDEFINED, |t| t.state);
+        s.tasks.push(Task {
+            state,
+            stack: stack.to_vec(),
+            running: false,
+            unreliable: false,
+        });
+        TaskId(s.tasks.len() - 1)
+    }
+
+    /// A child of `parent`: its state is the parent's (copy_process copies it).
+    pub fn fork(&self, parent: TaskId) -> TaskId {
+        let mut s = self.0.borrow_mut();
+        let mut t = s.tasks[parent.0].clone();
+        t.stack.clear();
+        t.running = false;
+        s.tasks.push(t);
+        TaskId(s.tasks.len() - 1)
+    }
+
+    pub fn set_stack(&self, t: TaskId, stack: &[usize]) {
+        self.0.borrow_mut().tasks[t.0].stack = stack.to_vec();
+    }
+
+    pub fn set_running(&self, t: TaskId, running: bool) {
+        self.0.borrow_mut().tasks[t.0].running = running;
+    }
+
+    pub fn set_unreliable(&self, t: TaskId, unreliable: bool) {
+        self.0.borrow_mut().tasks[t.0].unreliable = unreliable;
+    }
+
+    pub fn task_state(&self, t: TaskId) -> i32 {
+        self.0.borrow().tasks[t.0].state
+    }
+
+    /// Task `t` returns from a system call: switched if the core asks for that now.
+    pub fn syscall_exit(&self, t: TaskId) {
+        let mut s = self.0.borrow_mut();
+        if let Some(goal) = s.syscall_switch {
+            s.tasks[t.0].state = goal;
+        }
+    }
+
+    /// The kernel has no per-task patch state: patches switch every task at once.
+    pub fn set_no_task_states(&self) {
+        self.0.borrow_mut().no_task_states = true;
+    }
+
+    /// The in-kernel livepatch holds the per-task state (its transition runs).
+    pub fn set_klp_busy(&self, busy: bool) {
+        self.0.borrow_mut().klp_busy = busy;
+    }
+
+    pub fn fail_next_syscall_switch(&self, e: Error) {
+        self.0.borrow_mut().fail_syscall_switch = Some(e);
+    }
+
+    /// Whether tasks are switched at system call exit now.
+    pub fn syscall_switching(&self) -> Option<i32> {
+        self.0.borrow().syscall_switch
+    }
+
+    /// Walks made so far.
+    pub fn walks(&self) -> u32 {
+        self.0.borrow().walks
+    }
+
+    /// How many times the system call exit switch was turned on.
+    pub fn syscall_switches(&self) -> u32 {
+        self.0.borrow().syscall_switches
+    }
+
+    /// Where a call of the function at `addr` by task `t` goes now: its state decides
+    /// during a transition.
+    pub fn call_as(&self, t: TaskId, addr: usize) -> usize {
+        let s = self.0.borrow();
+        let ip = call_site(addr);
+        if !s.registered || !s.filter.contains(&ip) {
+            return addr;
+        }
+        let state = s.tasks[t.0].state;
+        match s.published.as_ref().map_or(0, |tb| tb.target(ip, || state)) {
+            0 => addr,
+            x => x,
+        }
+    }
+
     /// What the fake saw go wrong.
     pub fn violations(&self) -> Vec<String> {
         self.0.borrow().violations.clone()
@@ -459,6 +592,18 @@ impl Fake {
     /// their counts).
     pub fn check_invariants(&self, core: &Core<Fake>, held: &[(ModId, i64)]) {
         assert_eq!(self.violations(), Vec::<String>::new(), "violations");
+        if core.transition().is_none() {
+            let s = self.0.borrow();
+            assert!(
+                !s.claimed,
+                "the per-task state is still claimed after the transition"
+            );
+            assert_eq!(s.syscall_switch, None, "system call exit switch left on");
+            assert!(
+                s.tasks.iter().all(|t| t.state == UNDEFINED),
+                "task states not reset after the transition"
+            );
+        }
         let redirected: BTreeSet<usize> = core.redirected_ips().collect();
         assert_eq!(
             self.filter(),
@@ -846,6 +991,96 @@ impl Kernel for Fake {
             fake: self.clone(),
             id,
         })
+    }
+
+    fn has_task_states(&self) -> bool {
+        let _s = Suspended::new();
+        !self.0.borrow().no_task_states
+    }
+
+    fn function_size(&self, addr: usize) -> usize {
+        let _s = Suspended::new();
+        // Old functions are the fake's symbols; replacements (patch_desc's, 0x10 apart)
+        // are not.
+        if self.0.borrow().symbols.iter().any(|y| y.addr == addr) {
+            FUNC_SIZE
+        } else {
+            0x10
+        }
+    }
+
+    fn tasks_begin(&self, initial: i32) -> Result {
+        let _s = Suspended::new();
+        let mut s = self.0.borrow_mut();
+        if s.klp_busy {
+            return Err(Error::EBUSY);
+        }
+        if s.claimed {
+            s.violations
+                .push("tasks_begin with the per-task state already claimed".into());
+            return Err(Error::EBUSY);
+        }
+        s.claimed = true;
+        for t in &mut s.tasks {
+            t.state = initial;
+        }
+        Ok(())
+    }
+
+    fn tasks_switch(&self, goal: i32, ranges: &Ranges) -> WalkResult {
+        let _s = Suspended::new();
+        let mut s = self.0.borrow_mut();
+        if !s.claimed {
+            s.violations.push("tasks_switch without a claim".into());
+        }
+        s.walks += 1;
+        let mut r = WalkResult::default();
+        for t in &mut s.tasks {
+            if t.state == goal {
+                continue;
+            }
+            if t.running {
+                r.running += 1;
+            } else if t.unreliable {
+                r.unreliable += 1;
+            } else if t.stack.iter().any(|&a| ranges.hit(a).is_some()) {
+                r.in_patched_code += 1;
+            } else {
+                t.state = goal;
+                continue;
+            }
+            r.remaining += 1;
+        }
+        r
+    }
+
+    fn syscall_exit_switch(&self, goal: Option<i32>) -> Result {
+        let _s = Suspended::new();
+        let mut s = self.0.borrow_mut();
+        if goal.is_some() {
+            if let Some(e) = s.fail_syscall_switch.take() {
+                return Err(e);
+            }
+        }
+        s.syscall_switch = goal;
+        s.syscall_switches += goal.is_some() as u32;
+        Ok(())
+    }
+
+    fn tasks_end(&self) {
+        let _s = Suspended::new();
+        let mut s = self.0.borrow_mut();
+        if !s.claimed {
+            s.violations.push("tasks_end without a claim".into());
+        }
+        if s.syscall_switch.is_some() {
+            s.violations
+                .push("tasks_end with the system call exit switch on".into());
+        }
+        s.claimed = false;
+        for t in &mut s.tasks {
+            t.state = UNDEFINED;
+        }
     }
 }
 

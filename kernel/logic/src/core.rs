@@ -17,6 +17,7 @@ use crate::redirect::{PatchId, Redirector};
 use crate::reloc;
 use crate::resolve::{resolve, Target};
 use crate::seam::{DirKind, Kernel, ModuleRef, SysfsDir};
+use crate::transition::{Goal, Ranges, Transition, UNPATCHED};
 use alloc::vec::Vec;
 
 /// What the module notifier reports.
@@ -36,6 +37,8 @@ pub struct Core<K: Kernel> {
     stack: Vec<PatchId>,
     next_id: PatchId,
     redirect: Redirector,
+    /// The transition running, if any (one at a time).
+    transition: Option<Transition>,
     tainted: bool,
     /// Modules whose COMING notification we have handled and whose GOING has not come.
     /// A module still COMING is patched only once it is here: before our notifier runs,
@@ -61,6 +64,7 @@ impl<K: Kernel> Core<K> {
             stack: Vec::new(),
             next_id: 1,
             redirect: Redirector::new(),
+            transition: None,
             tainted: false,
             arrived: Vec::new(),
             graveyard: Vec::new(),
@@ -78,6 +82,20 @@ impl<K: Kernel> Core<K> {
     /// them, and the caller waits for those before the module's text is freed.
     pub fn take_buried(&mut self) -> Option<Patch<K>> {
         self.graveyard.pop()
+    }
+
+    /// The patch whose transition is running, and its goal.
+    pub fn transition(&self) -> Option<(PatchId, Goal)> {
+        self.transition.as_ref().map(|t| (t.patch, t.goal))
+    }
+
+    /// Whether patch `i` is enabled, or being enabled (a transition towards it running).
+    pub fn enabled_or_enabling(&self, i: usize) -> bool {
+        let p = &self.patches[i];
+        match self.transition() {
+            Some((id, goal)) if id == p.id => goal == Goal::Patched,
+            _ => p.enabled,
+        }
     }
 
     /// The call sites redirected now (each exactly once, in order).
@@ -307,7 +325,23 @@ impl<K: Kernel> Core<K> {
         Ok(())
     }
 
+    /// Refuses a state change while a transition runs (EBUSY, with a log line).
+    fn refuse_during_transition(&self, i: usize, what: &str) -> Result {
+        let Some(t) = &self.transition else { return Ok(()) };
+        let other = self.index_of_id(t.patch).map_or("?", |j| self.patches[j].name.as_str());
+        log_err!(
+            self.k,
+            "cannot {} patch {}: patch {} is in a transition to {}; wait for it to end",
+            what,
+            self.patches[i].name,
+            other,
+            if t.goal == Goal::Patched { "enabled" } else { "disabled" }
+        );
+        Err(Error::EBUSY)
+    }
+
     pub fn enable_at(&mut self, i: usize) -> Result {
+        self.refuse_during_transition(i, "enable")?;
         let p = &self.patches[i];
         if p.enabled {
             log_err!(self.k, "patch {} is already enabled", p.name);
@@ -323,7 +357,8 @@ impl<K: Kernel> Core<K> {
                 Error::ENODEV
             })?)
         };
-        let r = self.take_targets_and_redirect(i);
+        let per_task = self.k.has_task_states();
+        let r = self.take_targets_and_redirect(i, per_task);
         let p = &mut self.patches[i];
         if let Err(e) = r {
             for obj in &mut p.objects {
@@ -365,13 +400,114 @@ impl<K: Kernel> Core<K> {
             self.k.taint_livepatch();
             self.tainted = true;
         }
+        if per_task {
+            let id = p.id;
+            self.start_transition(id, Goal::Patched);
+        }
         Ok(())
+    }
+
+    /// A first walk switches every task it can at once (in an idle system, all: the
+    /// transition ends before this returns); if some are left, tasks switch as they leave
+    /// a system call from then on (which costs every system call a little while it lasts).
+    fn start_transition(&mut self, id: PatchId, goal: Goal) {
+        self.transition = Some(Transition {
+            patch: id,
+            goal,
+            attempts: 0,
+            exit_switch: false,
+        });
+        if self.try_complete_transition() {
+            return;
+        }
+        match self.k.syscall_exit_switch(Some(goal.state())) {
+            Ok(()) => {
+                if let Some(t) = &mut self.transition {
+                    t.exit_switch = true;
+                }
+            }
+            Err(e) => log_warn!(
+                self.k,
+                "transition of patch {}: tasks cannot be switched at system call exit ({}); walks switch them",
+                self.index_of_id(id).map_or("?", |i| self.patches[i].name.as_str()),
+                e
+            ),
+        }
+    }
+
+    /// One walk of the tasks; ends the transition when every task has reached its goal.
+    /// Returns whether no transition runs any more. Never allocates.
+    pub fn try_complete_transition(&mut self) -> bool {
+        let Some(t) = &mut self.transition else { return true };
+        t.attempts += 1;
+        let (id, goal) = (t.patch, t.goal);
+        let Some(i) = self.index_of_id(id) else {
+            // Its patch module went away mid-transition (forced): ended here, by the task
+            // that owns transitions.
+            self.end_transition();
+            return true;
+        };
+        let walk = self.k.tasks_switch(goal.state(), &self.patches[i].ranges);
+        if walk.remaining > 0 {
+            return false;
+        }
+        let attempts = self.transition.as_ref().map_or(0, |t| t.attempts);
+        match goal {
+            Goal::Patched => {
+                let p = &self.patches[i];
+                let ips = p.redirected_ips();
+                self.redirect.set_transition(&self.k, id, ips, false);
+            }
+            Goal::Unpatched => {
+                // Every task is off the patch: each call site's target becomes what is
+                // below it, over the transition's marker.
+                self.unredirect(i);
+            }
+        }
+        self.end_transition();
+        log_info!(
+            self.k,
+            "patch {}: transition to {} complete ({})",
+            self.patches[i].name,
+            if goal == Goal::Patched { "enabled" } else { "disabled" },
+            Count(attempts as usize, "walk")
+        );
+        true
+    }
+
+    /// Stops switching at system call exit and gives the per-task state back.
+    fn end_transition(&mut self) {
+        let Some(t) = self.transition.take() else { return };
+        if t.exit_switch {
+            let _ = self.k.syscall_exit_switch(None);
+        }
+        self.k.tasks_end();
+    }
+
+    /// The code a transition of patch `i` checks stacks against: each function's old
+    /// code (`olds`: address and object), what the call site runs now (an older patch's
+    /// replacement) and the patch's replacement.
+    fn ranges_of(&self, i: usize, entries: &[(usize, usize)], olds: &[(usize, Option<K::Module>)]) -> Result<Ranges> {
+        let mut r = Ranges::with_capacity(entries.len() * 3)?;
+        let mut sizer = Sizer::<K> { tables: Vec::new() };
+        let pmod = Some(self.patches[i].module);
+        for (&(ip, new), &(addr, object)) in entries.iter().zip(olds) {
+            r.add(addr, sizer.size(&self.k, addr, object)?);
+            r.add(new, sizer.size(&self.k, new, pmod)?);
+            if let Some((older, now)) = self.redirect.top_of(ip) {
+                let m = self.index_of_id(older).map(|j| self.patches[j].module);
+                r.add(now, sizer.size(&self.k, now, m)?);
+            }
+        }
+        r.seal();
+        Ok(r)
     }
 
     /// Takes a reference on each loaded target module (resolving it anew if it changed)
     /// and redirects every function of loaded objects in one batch.
-    fn take_targets_and_redirect(&mut self, i: usize) -> Result {
+    fn take_targets_and_redirect(&mut self, i: usize, per_task: bool) -> Result {
         let mut entries = Vec::new();
+        let mut olds: Vec<(usize, Option<K::Module>)> = Vec::new();
         for oi in 0..self.patches[i].objects.len() {
             let found = match &self.patches[i].objects[oi].name {
                 None => None,
@@ -402,12 +538,36 @@ impl<K: Kernel> Core<K> {
                 }
             }
             entries_of(obj, &mut entries)?;
+            olds.try_reserve(obj.funcs.len()).map_err(|_| Error::ENOMEM)?;
+            for f in &obj.funcs {
+                let _ = push_reserved(&mut olds, (f.addr, obj.module));
+            }
         }
         let id = self.patches[i].id;
-        self.redirect.add(&self.k, id, &entries)
+        if !per_task {
+            return self.redirect.add(&self.k, id, &entries, false);
+        }
+        self.patches[i].ranges = self.ranges_of(i, &entries, &olds)?;
+        // Every task's state first, then the transition's targets: a task sees the new
+        // code only once switched.
+        if let Err(e) = self.k.tasks_begin(UNPATCHED) {
+            log_err!(
+                self.k,
+                "patch {}: the per-task patch state is in use ({}): the in-kernel livepatch is in a transition; try again when it ends",
+                self.patches[i].name,
+                e
+            );
+            return Err(e);
+        }
+        let r = self.redirect.add(&self.k, id, &entries, true);
+        if r.is_err() {
+            self.k.tasks_end();
+        }
+        r
     }
 
     pub fn disable_at(&mut self, i: usize) -> Result {
+        self.refuse_during_transition(i, "disable")?;
         let p = &self.patches[i];
         if !p.enabled {
             log_err!(self.k, "patch {} is not enabled", p.name);
@@ -426,11 +586,31 @@ impl<K: Kernel> Core<K> {
                 return Err(Error::EBUSY);
             }
         }
-        let ips = p
-            .objects
-            .iter()
-            .filter(|o| o.redirected)
-            .flat_map(|o| o.funcs.iter().map(|f| f.ip));
+        if !self.k.has_task_states() {
+            self.unredirect(i);
+            return Ok(());
+        }
+        if let Err(e) = self.k.tasks_begin(crate::transition::PATCHED) {
+            log_err!(
+                self.k,
+                "cannot disable patch {}: the per-task patch state is in use ({}): the in-kernel livepatch is in a transition; try again when it ends",
+                p.name,
+                e
+            );
+            return Err(e);
+        }
+        let id = p.id;
+        let ips = p.redirected_ips();
+        self.redirect.set_transition(&self.k, id, ips, true);
+        self.start_transition(id, Goal::Unpatched);
+        Ok(())
+    }
+
+    /// Stops redirecting patch `i` (every task is off it) and drops its references: the
+    /// end of a disable. Never allocates.
+    fn unredirect(&mut self, i: usize) {
+        let p = &self.patches[i];
+        let ips = p.redirected_ips();
         self.redirect.remove(&self.k, p.id, ips);
         let p = &mut self.patches[i];
         for obj in &mut p.objects {
@@ -438,9 +618,9 @@ impl<K: Kernel> Core<K> {
             obj.held = None;
         }
         p.enabled = false;
-        self.stack.pop();
+        let id = p.id;
+        self.stack.retain(|&s| s != id);
         log_info!(self.k, "disabled patch {}", p.name);
-        Ok(())
     }
 
     /// A module is about to run its init: every enabled patch of it is applied first, in
@@ -581,7 +761,9 @@ impl<K: Kernel> Core<K> {
         resolve(&self.k, &p.name, obj, Target::Module(m))?;
         let mut entries = Vec::new();
         entries_of(obj, &mut entries)?;
-        self.redirect.add(&self.k, p.id, &entries)?;
+        // In the patch's transition, its new functions are switched per task as well.
+        let in_transition = self.transition.as_ref().is_some_and(|t| t.patch == p.id);
+        self.redirect.add(&self.k, p.id, &entries, in_transition)?;
         obj.held = Some(r);
         obj.redirected = true;
         log_info!(
@@ -644,6 +826,14 @@ impl<K: Kernel> Core<K> {
                 }
                 let id = self.patches[i].id;
                 self.stack.retain(|&s| s != id);
+                if self.transition.as_ref().is_some_and(|t| t.patch == id) {
+                    // Its end (the claim given back) is the owner's: the next walk.
+                    log_warn!(
+                        self.k,
+                        "patch module {} is going away in its transition: the transition ends at the next walk",
+                        self.patches[i].name
+                    );
+                }
             }
             let p = self.patches.remove(i);
             self.bury(p);
@@ -657,6 +847,44 @@ impl<K: Kernel> Core<K> {
         }
         // After the redirections: nothing calls the replacements using these any more.
         self.clear_relocs_for(m);
+    }
+}
+
+/// Sizes functions for a transition's ranges: vmlinux's as the kernel gives them (a binary
+/// search each), a module's by where its next symbol starts (one walk of the module's
+/// symbols for all of them, where the kernel's answer costs a walk each: a patch of 10,000
+/// functions would pay 10,000 walks of 10,000 symbols). A module function with a symbol
+/// inside it (assembly) would be cut short there; C functions have none.
+struct Sizer<K: Kernel> {
+    tables: Vec<(K::Module, Vec<usize>)>,
+}
+
+impl<K: Kernel> Sizer<K> {
+    fn size(&mut self, k: &K, addr: usize, module: Option<K::Module>) -> Result<usize> {
+        let Some(m) = module else {
+            return Ok(k.function_size(addr));
+        };
+        let t = match self.tables.iter().position(|(x, _)| *x == m) {
+            Some(t) => t,
+            None => {
+                let mut starts: Vec<usize> = Vec::new();
+                let mut failed = false;
+                k.for_each_symbol(Some(m), &mut |_, a| {
+                    failed |= try_push(&mut starts, a).is_err();
+                });
+                if failed {
+                    return Err(Error::ENOMEM);
+                }
+                starts.sort_unstable();
+                try_push(&mut self.tables, (m, starts))?;
+                self.tables.len() - 1
+            }
+        };
+        let starts = &self.tables[t].1;
+        Ok(match starts.get(starts.partition_point(|&a| a <= addr)) {
+            Some(&next) => next - addr,
+            None => k.function_size(addr),
+        })
     }
 }
 

@@ -5,6 +5,7 @@
 //! - [`model`]: the patch as its module describes it, and the core's records of it
 //! - [`resolve`]: finding old functions through kallsyms; [`code`]: checking their code
 //! - [`redirect`]: per-function replacement stacks and the table the ftrace handler reads
+//! - [`transition`]: the consistency model's per-task switch from old to new code
 //! - [`reloc`]: a patch module's relocations against module objects' symbols
 //! - [`sysfs`]: what the attributes show and accept
 //! - [`seam`]: the interface to the kernel; [`log`]: log lines through it
@@ -31,3 +32,4 @@ pub mod reloc;
 pub mod resolve;
 pub mod seam;
 pub mod sysfs;
+pub mod transition;

@@ -110,6 +110,9 @@ pub struct Patch<K: Kernel> {
     pub enabled: bool,
     /// Once enabled, the patch module stays pinned (no consistency model yet).
     pub pinned: bool,
+    /// The code its transitions check stacks against (old and new functions), computed
+    /// when it is enabled, so disabling allocates nothing.
+    pub ranges: crate::transition::Ranges,
     pub dir: Option<K::Dir>,
 }
 
@@ -159,8 +162,17 @@ impl<K: Kernel> Patch<K> {
             objects,
             enabled: false,
             pinned: false,
+            ranges: crate::transition::Ranges::default(),
             dir: None,
         })
+    }
+
+    /// The call sites of its functions redirected now.
+    pub fn redirected_ips(&self) -> impl Iterator<Item = usize> + Clone + '_ {
+        self.objects
+            .iter()
+            .filter(|o| o.redirected)
+            .flat_map(|o| o.funcs.iter().map(|f| f.ip))
     }
 
     pub fn func_count(&self) -> usize {

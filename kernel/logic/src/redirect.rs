@@ -29,6 +29,8 @@ struct FuncRecord {
     ip: usize,
     /// (patch, replacement), newest last.
     stack: Vec<(PatchId, usize)>,
+    /// The newest entry is in a transition: each task's state picks it or the one below.
+    transition: bool,
 }
 
 impl FuncRecord {
@@ -36,11 +38,28 @@ impl FuncRecord {
     fn target(&self) -> usize {
         self.stack.last().map_or(0, |&(_, new)| new)
     }
+
+    /// Where calls of a task not (yet) switched to the newest entry go during a transition:
+    /// the entry below it, or 0 (the original).
+    fn prev(&self) -> usize {
+        match self.stack.len() {
+            0 | 1 => 0,
+            n => self.stack[n - 2].1,
+        }
+    }
 }
+
+/// A slot's `target` while a transition decides per task (never a function's address).
+const IN_TRANSITION: usize = usize::MAX;
 
 struct Slot {
     ip: usize,
+    /// Where calls go, or [`IN_TRANSITION`]: then `new` or `prev` by the task's state.
     target: AtomicUsize,
+    /// During a transition: where calls of a task switched to the patch go.
+    new: AtomicUsize,
+    /// During a transition: where calls of a task in the UNPATCHED state go.
+    prev: AtomicUsize,
     /// Whether a call the handler could not redirect (ftrace's recursion guard tripped)
     /// has been reported for this call site.
     bypass_noted: AtomicBool,
@@ -53,12 +72,25 @@ pub struct Table {
     slots: Vec<Slot>,
 }
 
+/// [`Table::target`]'s path for a slot in transition: the call site first, as the handler
+/// got it, so the common path moves no register for it.
+#[cold]
+#[inline(never)]
+fn in_transition(ip: usize, table: &Table, task_state: impl FnOnce() -> i32) -> usize {
+    let Some(s) = table.slot(ip) else { return 0 };
+    if task_state() == crate::transition::UNPATCHED {
+        s.prev.load(Ordering::Acquire)
+    } else {
+        s.new.load(Ordering::Acquire)
+    }
+}
+
 fn hash(ip: usize, shift: u32) -> usize {
     ((ip as u64 >> 4).wrapping_mul(0x9E37_79B9_7F4A_7C15) >> shift) as usize
 }
 
 impl Table {
-    fn build(n: usize, records: impl Iterator<Item = (usize, usize)>) -> Result<Table> {
+    fn build(n: usize, records: impl Iterator<Item = (usize, usize, usize, bool)>) -> Result<Table> {
         let size = n
             .checked_mul(2)
             .and_then(|x| x.max(8).checked_next_power_of_two())
@@ -72,19 +104,23 @@ impl Table {
                 Slot {
                     ip: 0,
                     target: AtomicUsize::new(0),
+                    new: AtomicUsize::new(0),
+                    prev: AtomicUsize::new(0),
                     bypass_noted: AtomicBool::new(false),
                 },
             )?;
         }
         let mask = size - 1;
-        for (ip, target) in records {
+        for (ip, target, prev, transition) in records {
             let mut i = hash(ip, shift) & mask;
             while slots[i].ip != 0 {
                 i = (i + 1) & mask;
             }
             slots[i] = Slot {
                 ip,
-                target: AtomicUsize::new(target),
+                target: AtomicUsize::new(if transition { IN_TRANSITION } else { target }),
+                new: AtomicUsize::new(target),
+                prev: AtomicUsize::new(prev),
                 bypass_noted: AtomicBool::new(false),
             };
         }
@@ -92,9 +128,22 @@ impl Table {
     }
 
     /// The handler's question: where does a call of `ip` go now? 0 = run the original.
-    /// Lockless, allocation-free, safe in any context.
-    pub fn target(&self, ip: usize) -> usize {
-        self.slot(ip).map_or(0, |s| s.target.load(Ordering::Acquire))
+    /// During a transition of the function, the calling task's state decides
+    /// (`task_state`, read only then: [`crate::transition::UNPATCHED`] takes the entry
+    /// below the newest). Lockless, allocation-free, safe in any context.
+    ///
+    /// One load and one compare more than a plain lookup: a slot in transition has
+    /// [`IN_TRANSITION`] as its target, stored after the two it chooses from (so a reader
+    /// that sees it sees them), and a transition ends by storing the final target over it.
+    #[inline]
+    pub fn target(&self, ip: usize, task_state: impl FnOnce() -> i32) -> usize {
+        let Some(s) = self.slot(ip) else { return 0 };
+        match s.target.load(Ordering::Acquire) {
+            // Out of line (it finds the slot again): the common path keeps no stack frame
+            // and no more instructions than the compare.
+            IN_TRANSITION => in_transition(ip, self, task_state),
+            target => target,
+        }
     }
 
     /// The handler could not redirect a call of `ip` (ftrace's recursion guard tripped):
@@ -156,23 +205,36 @@ impl Redirector {
         self.records.iter().map(|r| r.ip)
     }
 
+    /// The patch whose replacement calls of `ip` run now, and that replacement.
+    pub fn top_of(&self, ip: usize) -> Option<(PatchId, usize)> {
+        self.find(ip).ok().and_then(|i| self.records[i].stack.last().copied())
+    }
+
     fn find(&self, ip: usize) -> core::result::Result<usize, usize> {
         self.records.binary_search_by_key(&ip, |r| r.ip)
     }
 
-    /// Publishes record `i`'s current target to the handler.
+    /// Publishes record `i`'s current target (or its transition) to the handler, in the
+    /// order [`Table::target`] relies on.
     fn publish_target<K: Kernel>(&self, k: &K, i: usize) {
         let r = &self.records[i];
         k.with_published(&mut |t| {
             if let Some(s) = t.slot(r.ip) {
-                s.target.store(r.target(), Ordering::Release);
+                if r.transition {
+                    s.prev.store(r.prev(), Ordering::Release);
+                    s.new.store(r.target(), Ordering::Release);
+                    s.target.store(IN_TRANSITION, Ordering::Release);
+                } else {
+                    s.target.store(r.target(), Ordering::Release);
+                }
             }
         });
     }
 
     /// Redirects every (call site, replacement) of `patch`, on top of what other patches
-    /// put there. All or nothing: on error nothing changed.
-    pub fn add<K: Kernel>(&mut self, k: &K, patch: PatchId, entries: &[(usize, usize)]) -> Result {
+    /// put there; in a transition (`transition`), for the tasks switched to it only. All or
+    /// nothing: on error nothing changed.
+    pub fn add<K: Kernel>(&mut self, k: &K, patch: PatchId, entries: &[(usize, usize)], transition: bool) -> Result {
         // Reserve everything first, so nothing after the ftrace update can fail.
         let mut fresh: Vec<FuncRecord> = Vec::new();
         fresh.try_reserve_exact(entries.len()).map_err(|_| Error::ENOMEM)?;
@@ -184,7 +246,7 @@ impl Redirector {
                 Err(_) => {
                     let mut stack = Vec::new();
                     try_push(&mut stack, (patch, new))?;
-                    try_push(&mut fresh, FuncRecord { ip, stack })?;
+                    try_push(&mut fresh, FuncRecord { ip, stack, transition })?;
                     try_push(&mut fresh_ips, ip)?;
                 }
             }
@@ -195,7 +257,11 @@ impl Redirector {
         self.sites.try_reserve(total).map_err(|_| Error::ENOMEM)?;
 
         if !fresh.is_empty() {
-            let all = self.records.iter().chain(fresh.iter()).map(|r| (r.ip, r.target()));
+            let all = self
+                .records
+                .iter()
+                .chain(fresh.iter())
+                .map(|r| (r.ip, r.target(), r.prev(), r.transition));
             let table = Table::build(total, all)?;
             let old = k.publish(Some(table))?;
             let routed = if self.registered {
@@ -223,6 +289,7 @@ impl Redirector {
             if let Ok(i) = self.find(ip) {
                 if self.records[i].stack.last().map(|&(p, _)| p) != Some(patch) {
                     let _ = push_reserved(&mut self.records[i].stack, (patch, new));
+                    self.records[i].transition = transition;
                     self.publish_target(k, i);
                 }
             }
@@ -230,6 +297,19 @@ impl Redirector {
         // A stale record left by an earlier failed filter update: try again now.
         self.drop_stale(k);
         Ok(())
+    }
+
+    /// Starts or ends a transition of `patch`'s entries at these call sites (where they are
+    /// the newest): on, each task's state picks them or what is below; off, every task
+    /// takes the newest. Never allocates.
+    pub fn set_transition<K: Kernel>(&mut self, k: &K, patch: PatchId, ips: impl IntoIterator<Item = usize>, on: bool) {
+        for ip in ips {
+            let Ok(i) = self.find(ip) else { continue };
+            if self.records[i].stack.last().map(|&(p, _)| p) == Some(patch) && self.records[i].transition != on {
+                self.records[i].transition = on;
+                self.publish_target(k, i);
+            }
+        }
     }
 
     /// Removes `patch`'s redirection of each call site (wherever it sits in the stack).
@@ -240,8 +320,13 @@ impl Redirector {
             let Ok(i) = self.find(ip) else { continue };
             let r = &mut self.records[i];
             let before = r.stack.len();
+            let top = r.stack.last().map(|&(q, _)| q) == Some(patch);
             r.stack.retain(|&(q, _)| q != patch);
             if r.stack.len() != before {
+                if top {
+                    // Whatever transition its entry was in ends with it.
+                    r.transition = false;
+                }
                 self.publish_target(k, i);
             }
         }

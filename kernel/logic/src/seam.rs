@@ -14,6 +14,7 @@ pub use crate::log::Level;
 pub use crate::model::{FuncDesc, ObjectDesc, PatchDesc};
 pub use crate::redirect::Table;
 pub use crate::reloc::{RelaDesc, RelaSectionDesc};
+pub use crate::transition::{Ranges, WalkResult, PATCHED, UNDEFINED, UNPATCHED};
 
 /// A reference on a module: while it is held the module stays loaded (short of
 /// `rmmod -f`); dropping it puts the reference.
@@ -117,4 +118,25 @@ pub trait Kernel {
     /// A directory `name` under `parent` (None: the core's root, under /sys/kernel), with
     /// the attributes of `kind`, if any.
     fn mkdir(&self, parent: Option<&Self::Dir>, name: &str, kind: Option<DirKind>) -> Result<Self::Dir>;
+
+    /// Whether the kernel has a per-task patch state and what a transition needs to walk
+    /// tasks (CONFIG_LIVEPATCH, the symbols found). Without it a patch switches every task
+    /// at once, as the seed's core did.
+    fn has_task_states(&self) -> bool;
+    /// The size of the function starting at `addr` (0 if the kernel does not know it).
+    fn function_size(&self, addr: usize) -> usize;
+    /// Starts a transition: claims the per-task state for the core (EBUSY, nothing changed,
+    /// while the in-kernel livepatch holds it or runs a transition of its own) and sets
+    /// every task's state, idle tasks included, to `initial`. Never allocates.
+    fn tasks_begin(&self, initial: i32) -> Result;
+    /// One walk: switches to state `goal` each task not in it whose stack, reliably
+    /// unwound, holds no address in `ranges` (a task running on another CPU, or whose
+    /// stack cannot be unwound reliably, is not switched). Never allocates.
+    fn tasks_switch(&self, goal: i32, ranges: &Ranges) -> WalkResult;
+    /// Switches each task to `goal` as it leaves a system call (None: stops doing so,
+    /// once no task can be doing it). An error leaves the walks to switch tasks.
+    fn syscall_exit_switch(&self, goal: Option<i32>) -> Result;
+    /// Ends a transition: waits for handler calls that may read task states, resets every
+    /// task's state to UNDEFINED and releases the claim. Never allocates.
+    fn tasks_end(&self);
 }

@@ -1,5 +1,6 @@
 //! What the sysfs attributes show and accept. The directory layout:
-//!   <root>/<patch>/enabled                              0644  "0" or "1"
+//!   <root>/<patch>/enabled                              0644  "0" or "1" (where a transition goes)
+//!   <root>/<patch>/transition                           0444  "1" while its transition runs
 //!   <root>/<patch>/<object>/<function>,<sympos>/old_addr  0400  runtime address, 0 if not loaded
 //!   <root>/<patch>/<object>/<function>,<sympos>/new_addr  0400  the replacement's address
 
@@ -22,7 +23,12 @@ pub fn parse_enabled(input: &[u8]) -> Option<bool> {
 pub fn show<K: Kernel>(c: &Core<K>, dir: usize, attr: &[u8], out: &mut dyn Write) -> Result {
     let r = if let Some(i) = c.patch_by_dir(dir) {
         match attr {
-            b"enabled" => writeln!(out, "{}", c.patches[i].enabled as u8),
+            b"enabled" => writeln!(out, "{}", c.enabled_or_enabling(i) as u8),
+            b"transition" => writeln!(
+                out,
+                "{}",
+                c.transition().is_some_and(|(id, _)| id == c.patches[i].id) as u8
+            ),
             _ => return Err(Error::EINVAL),
         }
     } else {
@@ -44,6 +50,18 @@ pub fn show<K: Kernel>(c: &Core<K>, dir: usize, attr: &[u8], out: &mut dyn Write
 
 /// A write of `input` to attribute `attr` of directory `dir`.
 pub fn store<K: Kernel>(c: &mut Core<K>, dir: usize, attr: &[u8], input: &[u8]) -> Result {
+    let (key, want) = parse_store(c, dir, attr, input)?;
+    if want {
+        c.enable(key)
+    } else {
+        c.disable(key)
+    }
+}
+
+/// What a write asks for, checked (a refusal is logged): the patch (by key) and whether to
+/// enable it. [`store`] carries it out; the kernel hands it to the task that owns
+/// transitions.
+pub fn parse_store<K: Kernel>(c: &Core<K>, dir: usize, attr: &[u8], input: &[u8]) -> Result<(usize, bool)> {
     if attr != b"enabled" {
         return Err(Error::EINVAL);
     }
@@ -68,9 +86,5 @@ pub fn store<K: Kernel>(c: &mut Core<K>, dir: usize, attr: &[u8], input: &[u8]) 
         );
         return Err(Error::EINVAL);
     };
-    if want {
-        c.enable_at(i)
-    } else {
-        c.disable_at(i)
-    }
+    Ok((c.patches[i].key, want))
 }

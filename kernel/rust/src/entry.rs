@@ -10,17 +10,85 @@ use crate::kernel::rcu::RcuReader;
 use crate::kernel::real::Real;
 use crate::kernel::sync::{synchronize_tasks, CoreLock};
 use crate::kernel::sysfs::{kernel_has_dir, PageOut, PAGE};
+use crate::kernel::thread::{self, Thread, Turn};
 use crate::VERSION;
-use core::ffi::{c_char, c_int, c_ulong, CStr};
+use core::ffi::{c_char, c_int, c_ulong, c_void, CStr};
 use lpatch_logic::core::{Core, ModuleEvent};
 use lpatch_logic::error::{to_c, Error, Result};
 use lpatch_logic::seam::Kernel;
 
 /// The running core: the module notifier (first: dropped first at exit, so no
-/// notification arrives during teardown) and the state.
+/// notification arrives during teardown), a request for the core's thread and its answer,
+/// and the state.
 struct Live {
     notifier: Option<NotifierReg>,
+    /// Taken out and stopped, outside the lock, before the rest goes.
+    thread: Option<Thread>,
+    request: Option<Request>,
+    answer: Option<Result>,
     core: Core<Real>,
+}
+
+/// What only the core's thread does: every enable and disable (each may start a
+/// transition, and a transition's claim on the per-task state — the in-kernel livepatch's
+/// mutex — is held by one task from start to end).
+#[derive(Clone, Copy)]
+enum Request {
+    Enable(usize),
+    Disable(usize),
+}
+
+/// The first wait between two walks of a transition, and the longest.
+const FIRST_RETRY_MS: u32 = 10;
+const LAST_RETRY_MS: u32 = 1000;
+
+/// The core's thread: carries out requests, and walks the tasks while a transition runs,
+/// waiting longer between walks each time (from 10 ms up to 1 s).
+unsafe extern "C" fn core_thread(_: *mut c_void) -> c_int {
+    let mut wait = FIRST_RETRY_MS;
+    while !thread::should_stop() {
+        let request = CORE.lock().as_mut().and_then(|l| l.request.take());
+        if let Some(req) = request {
+            let r = with_core(|c| match req {
+                Request::Enable(key) => c.enable(key),
+                Request::Disable(key) => c.disable(key),
+            });
+            if let Some(l) = CORE.lock().as_mut() {
+                l.answer = Some(r);
+            }
+            thread::answered();
+            wait = FIRST_RETRY_MS;
+        }
+        let done = with_core(|c| Ok(c.try_complete_transition())).unwrap_or(true);
+        if done {
+            wait = FIRST_RETRY_MS;
+            thread::wait(None);
+        } else {
+            thread::wait(Some(wait));
+            wait = (wait * 2).min(LAST_RETRY_MS);
+        }
+    }
+    // A transition whose patch went away is ended here at the latest (no patch can be
+    // registered when the core unloads).
+    let _ = with_core(|c| Ok(c.try_complete_transition()));
+    0
+}
+
+/// Hands `req` to the core's thread and waits for its answer.
+fn ask(req: Request) -> Result {
+    let turn = Turn::take();
+    {
+        let mut guard = CORE.lock();
+        let live = guard.as_mut().ok_or(Error::ENODEV)?;
+        live.request = Some(req);
+        live.answer = None;
+    }
+    thread::kick();
+    turn.wait_answer();
+    CORE.lock()
+        .as_mut()
+        .and_then(|l| l.answer.take())
+        .unwrap_or(Err(Error::ENODEV))
 }
 
 static CORE: CoreLock<Option<Live>> = CoreLock::new(None);
@@ -69,8 +137,25 @@ fn init() -> Result {
     let notifier = NotifierReg::register()?;
     *CORE.lock() = Some(Live {
         notifier: Some(notifier),
+        thread: None,
+        request: None,
+        answer: None,
         core,
     });
+    match Thread::start(core_thread) {
+        Ok(t) => {
+            if let Some(l) = CORE.lock().as_mut() {
+                l.thread = Some(t);
+            }
+        }
+        Err(e) => {
+            // Out of the lock first: the notifier's unregistration waits for a module
+            // load that may be waiting for the lock.
+            let live = CORE.lock().take();
+            drop(live);
+            return Err(e);
+        }
+    }
     pr_info!("sysfs root /sys/kernel/{}", root_name);
     Ok(())
 }
@@ -93,6 +178,9 @@ pub extern "C" fn lpr_init() -> c_int {
 /// Module exit, called by the C glue (no patch module can be loaded: they depend on us).
 #[no_mangle]
 pub extern "C" fn lpr_exit() {
+    // The thread first, outside the lock (it takes the lock to finish).
+    let t = CORE.lock().as_mut().and_then(|l| l.thread.take());
+    drop(t);
     let live = CORE.lock().take();
     if let Some(mut live) = live {
         drop(live.notifier.take());
@@ -126,12 +214,12 @@ pub extern "C" fn lpr_unregister_patch(p: *const ffi::lp_patch) -> c_int {
 
 #[no_mangle]
 pub extern "C" fn lpr_enable_patch(p: *const ffi::lp_patch) -> c_int {
-    to_c(with_core(|c| c.enable(p as usize)))
+    to_c(ask(Request::Enable(p as usize)))
 }
 
 #[no_mangle]
 pub extern "C" fn lpr_disable_patch(p: *const ffi::lp_patch) -> c_int {
-    to_c(with_core(|c| c.disable(p as usize)))
+    to_c(ask(Request::Disable(p as usize)))
 }
 
 /// Called by the glue's notifier for every module state change.
@@ -191,7 +279,15 @@ pub unsafe extern "C" fn lpr_sysfs_store(
 ) -> isize {
     // SAFETY: sysfs passes `len` readable bytes (at most a page) and the static name.
     let (input, attr) = unsafe { (core::slice::from_raw_parts(buf, len), CStr::from_ptr(attr)) };
-    match with_core(|c| lpatch_logic::sysfs::store(c, kobj as usize, attr.to_bytes(), input)) {
+    let asked = with_core(|c| lpatch_logic::sysfs::parse_store(c, kobj as usize, attr.to_bytes(), input));
+    let done = asked.and_then(|(key, enable)| {
+        ask(if enable {
+            Request::Enable(key)
+        } else {
+            Request::Disable(key)
+        })
+    });
+    match done {
         Ok(()) => len as isize,
         Err(e) => e.to_errno() as isize,
     }
@@ -204,7 +300,9 @@ pub extern "C" fn lpr_redirect_target(ip: c_ulong) -> c_ulong {
     // SAFETY: the glue's handler disabled preemption (ftrace_test_recursion_trylock) and
     // keeps it disabled until we return.
     let reader = unsafe { RcuReader::new() };
-    TABLE.get(&reader).map_or(0, |t| t.target(ip as usize)) as c_ulong
+    TABLE
+        .get(&reader)
+        .map_or(0, |t| t.target(ip as usize, crate::kernel::tasks::current_state)) as c_ulong
 }
 
 /// Called by the glue's ftrace handler when ftrace's recursion guard kept it from running

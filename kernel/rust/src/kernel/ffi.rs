@@ -51,4 +51,39 @@ extern "C" {
     pub fn lpatch_sysfs_add_attrs(kobj: *mut kobject, kind: core::ffi::c_int) -> core::ffi::c_int;
     pub fn lpatch_kernel_kobj() -> *mut kobject;
     pub fn lpatch_kernel_has_dir(name: *const core::ffi::c_char) -> bool;
+    pub fn lpatch_has_task_states() -> bool;
+    pub fn lpatch_current_patch_state() -> core::ffi::c_int;
+    /// Tasks are `struct task_struct *`, opaque here.
+    pub fn lpatch_task_patch_state(t: *mut core::ffi::c_void) -> core::ffi::c_int;
+    pub fn lpatch_task_set_patch_state(t: *mut core::ffi::c_void, s: core::ffi::c_int);
+    pub fn lpatch_current() -> *mut core::ffi::c_void;
+    pub fn lpatch_mutex_trylock(m: *mut core::ffi::c_void) -> core::ffi::c_int;
+    pub fn lpatch_for_each_task(
+        tasklist: *mut core::ffi::c_void,
+        f: Option<unsafe extern "C" fn(*mut core::ffi::c_void, *mut core::ffi::c_void) -> core::ffi::c_int>,
+        data: *mut core::ffi::c_void,
+    );
+    pub fn lpatch_idle_task(idle_threads: *mut *mut core::ffi::c_void, cpu: core::ffi::c_int)
+        -> *mut core::ffi::c_void;
+    pub fn lpatch_nr_cpu_ids() -> core::ffi::c_int;
+    pub fn lpatch_cpu_possible(cpu: core::ffi::c_int) -> bool;
+    pub fn lpatch_cpu_online(cpu: core::ffi::c_int) -> bool;
+    pub fn lpatch_work_on_cpu(
+        cpu: core::ffi::c_int,
+        f: Option<unsafe extern "C" fn(*mut core::ffi::c_void) -> core::ffi::c_long>,
+        arg: *mut core::ffi::c_void,
+    ) -> core::ffi::c_long;
+    pub fn lpatch_syscall_switch(goal: core::ffi::c_int) -> core::ffi::c_int;
+    pub fn lpatch_thread_start(
+        f: Option<unsafe extern "C" fn(*mut core::ffi::c_void) -> core::ffi::c_int>,
+    ) -> *mut core::ffi::c_void;
+    pub fn lpatch_thread_stop(t: *mut core::ffi::c_void);
+    pub fn lpatch_thread_should_stop() -> bool;
+    pub fn lpatch_thread_kick();
+    pub fn lpatch_thread_wait(ms: core::ffi::c_long);
+    pub fn lpatch_request_lock();
+    pub fn lpatch_request_unlock();
+    pub fn lpatch_request_prepare();
+    pub fn lpatch_request_wait();
+    pub fn lpatch_request_complete();
 }

@@ -15,6 +15,7 @@ type FtraceLocation = unsafe extern "C" fn(c_ulong) -> c_ulong;
 type TextPoke = unsafe extern "C" fn(*mut c_void, *const c_void, usize) -> *mut c_void;
 type TextPokeSync = unsafe extern "C" fn();
 type FindRecDirect = unsafe extern "C" fn(c_ulong) -> c_ulong;
+type SizeOffset = unsafe extern "C" fn(c_ulong, *mut c_ulong, *mut c_ulong) -> c_int;
 
 /// The unexported kernel functions the core calls, found once at load.
 pub struct Kallsyms {
@@ -32,6 +33,8 @@ pub struct Kallsyms {
     /// which serialises their changes, and `ftrace_find_rec_direct`. None on a kernel
     /// built without them.
     direct: Option<(usize, FindRecDirect)>,
+    size_offset: SizeOffset,
+    lookup_name: LookupName,
     /// How far KASLR moved the kernel from its link-time address.
     pub kaslr_offset: usize,
 }
@@ -104,9 +107,29 @@ impl Kallsyms {
                 direct: lookup_quiet(f, c"direct_mutex").zip(
                     lookup_quiet(f, c"ftrace_find_rec_direct").map(|a| core::mem::transmute::<usize, FindRecDirect>(a)),
                 ),
+                size_offset: core::mem::transmute::<usize, SizeOffset>(lookup(f, c"kallsyms_lookup_size_offset")?),
+                lookup_name: f,
                 kaslr_offset: text.wrapping_sub(ffi::lpatch_start_kernel() as usize),
             })
         }
+    }
+
+    /// The address of `name`, if the kernel has it (no log line when not).
+    pub fn lookup_quiet(&self, name: &CStr) -> Option<usize> {
+        lookup_quiet(self.lookup_name, name)
+    }
+
+    /// The size of the function (or object) starting at `addr`; 0 when `addr` is not a
+    /// symbol's start or kallsyms does not know it.
+    pub fn function_size(&self, addr: usize) -> usize {
+        let (mut size, mut offset): (c_ulong, c_ulong) = (0, 0);
+        // SAFETY: kallsyms_lookup_size_offset only reads the symbol tables and writes the
+        // two out-parameters, ours.
+        let found = unsafe { (self.size_offset)(addr as c_ulong, &mut size, &mut offset) };
+        if found == 0 || offset != 0 {
+            return 0;
+        }
+        size as usize
     }
 
     /// Calls `f(name, address)` for every vmlinux symbol, in kallsyms order.

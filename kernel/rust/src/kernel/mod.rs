@@ -13,6 +13,8 @@ pub mod rcu;
 pub mod real;
 pub mod sync;
 pub mod sysfs;
+pub mod tasks;
+pub mod thread;
 
 /// Ends a Rust panic: BUG() in C, then `ud2` so objtool sees the function end in a
 /// dead end rather than falling off its section.

@@ -10,12 +10,13 @@ use super::patch_abi::taint_livepatch;
 use super::print::{self, Level as PrintLevel};
 use super::rcu::Retired;
 use super::sysfs::Dir;
+use super::tasks::{self, TaskSyms};
 use alloc::boxed::Box;
 use core::cell::Cell;
 use core::fmt;
 use lpatch_logic::error::{Error, Result};
 use lpatch_logic::fallible::try_format;
-use lpatch_logic::seam::{DirKind, Kernel, Level, Table};
+use lpatch_logic::seam::{DirKind, Kernel, Level, Ranges, Table, WalkResult};
 
 /// The running kernel, as the core uses it: the unexported functions found through
 /// kallsyms, and the glue's ftrace_ops while the core has it registered (unregistered, if
@@ -23,14 +24,22 @@ use lpatch_logic::seam::{DirKind, Kernel, Level, Table};
 pub struct Real {
     syms: Kallsyms,
     ops: Cell<Option<OpsReg>>,
+    /// The per-task patch state and task walks; None on a kernel without them.
+    tasks: Option<TaskSyms>,
 }
 
 impl Real {
     /// Finds what the core needs.
     pub fn start() -> Result<Real> {
+        let syms = Kallsyms::init()?;
+        let tasks = TaskSyms::find(&|name| syms.lookup_quiet(name));
+        if tasks.is_none() {
+            pr_warn!("this kernel has no per-task patch state (CONFIG_LIVEPATCH) or lpatch cannot reach it: patches switch every task at once, without a consistency model");
+        }
         Ok(Real {
-            syms: Kallsyms::init()?,
+            syms,
             ops: Cell::new(None),
+            tasks,
         })
     }
 }
@@ -198,6 +207,34 @@ impl Kernel for Real {
             (None, Some(_)) => Err(Error::EINVAL),
             (Some(p), None) => p.child(name),
             (Some(p), Some(kind)) => p.child_with_attrs(name, kind),
+        }
+    }
+
+    fn has_task_states(&self) -> bool {
+        self.tasks.is_some()
+    }
+
+    fn function_size(&self, addr: usize) -> usize {
+        self.syms.function_size(addr)
+    }
+
+    fn tasks_begin(&self, initial: i32) -> Result {
+        self.tasks.as_ref().ok_or(Error::EINVAL)?.begin(initial)
+    }
+
+    fn tasks_switch(&self, goal: i32, ranges: &Ranges) -> WalkResult {
+        self.tasks
+            .as_ref()
+            .map_or_else(WalkResult::default, |t| t.switch(goal, ranges))
+    }
+
+    fn syscall_exit_switch(&self, goal: Option<i32>) -> Result {
+        tasks::syscall_exit_switch(goal)
+    }
+
+    fn tasks_end(&self) {
+        if let Some(t) = &self.tasks {
+            t.end()
         }
     }
 }
