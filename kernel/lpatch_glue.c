@@ -273,6 +273,28 @@ void lpatch_thread_wait(long ms)
 		wait_event_interruptible_timeout(lpatch_thread_wq, LPATCH_WOKEN, msecs_to_jiffies(ms));
 #undef LPATCH_WOKEN
 }
+/*
+ * The fault-injection countdown (fail-nth) of a task that hands a request to the core's
+ * thread goes with the request and comes back with the answer, so an injected allocation
+ * failure reaches the work done on that task's behalf (the debug kernel's tests walk it).
+ */
+unsigned int lpatch_fail_nth_take(void)
+{
+#ifdef CONFIG_FAULT_INJECTION
+	unsigned int n = current->fail_nth;
+
+	current->fail_nth = 0;
+	return n;
+#else
+	return 0;
+#endif
+}
+void lpatch_fail_nth_put(unsigned int n)
+{
+#ifdef CONFIG_FAULT_INJECTION
+	current->fail_nth = n;
+#endif
+}
 void lpatch_request_lock(void) { mutex_lock(&lpatch_request_mutex); }
 void lpatch_request_unlock(void) { mutex_unlock(&lpatch_request_mutex); }
 void lpatch_request_prepare(void) { reinit_completion(&lpatch_request_done); }

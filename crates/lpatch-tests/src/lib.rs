@@ -40,6 +40,7 @@ pub fn all_modules() -> Vec<PathBuf> {
 ///   run KEY CMD...      → "@KEY rc=<status> <output on one line>"
 ///   put KEY VALUE FILE  → writes VALUE (no newline added) to FILE: "@KEY rc=<status> <error>"
 ///   show KEY CMD...     → "@KEY <output on one line>"
+///   settle              → returns once no lpatch transition runs
 pub const PRELUDE: &str = r#"
 R=/sys/kernel/lpatch
 T=/sys/kernel/tracing
@@ -51,6 +52,8 @@ show() { k=$1; shift; echo "@$k $("$@" 2>&1 | oneline)"; }
 sym() { grep " $1\$" /proc/kallsyms | head -n1 | cut -d' ' -f1; }
 modsym() { grep " $1	\[$2\]\$" /proc/kallsyms | head -n1 | cut -d' ' -f1; }
 traced() { grep -c "^$1 " $T/enabled_functions; }
+# Waits until no lpatch transition runs (enable and disable return before theirs ends).
+settle() { while grep -qs 1 $R/*/transition; do usleep 2000; done; }
 # What ftrace routes anywhere (with nothing patched, the core's ftrace_ops is unregistered).
 patched_sites() { cat $T/enabled_functions; }
 insmod lpatch.ko || { echo "@core-load failed"; exit 1; }

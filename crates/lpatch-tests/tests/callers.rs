@@ -2,8 +2,11 @@
 //! Callers during every state change (issue 21, item 5), on two vCPUs (this test binary has
 //! one test, so it runs alone): a patched function is called in a loop on the other CPU
 //! while its patch is enabled, disabled, stacked under another and removed with its module,
-//! and while its target module comes and goes. Every call returns the old or the new
-//! result — both are seen, counted — and nothing else; the kernel log stays clean. On the
+//! and while its target module comes and goes (each change waits for its transition to
+//! end: with a caller always running the function, a disable's transition ends only at
+//! that caller's next syscall exit, and its module reference goes with it). Every call
+//! returns the old or the new result — both are seen, counted — and nothing else; the
+//! kernel log stays clean. On the
 //! stock kernel and the debug kernel (fewer rounds there: every rmmod waits for delayed
 //! kobject releases).
 //!
@@ -39,12 +42,12 @@ run a insmod lp_test_a.ko func=cmdline_proc_show repl=1
 A=$R/lp_test_a/enabled
 fails=0
 for i in $(seq $ROUNDS); do
-  echo 0 > $A; echo 1 > $A
+  echo 0 > $A; settle; echo 1 > $A; settle
   # Registers, enables on top of lp_test_a, disables, enables again, then its init fails:
   # the patch is removed with its module, while enabled.
   insmod lp_test_b.ko func=cmdline_proc_show repl=1 extra=3 fail_after_enable=1 2>/dev/null || fails=$((fails+1))
 done
-echo 0 > $A
+echo 0 > $A; settle
 touch /tmp/stop1
 wait $caller
 show counts1 cat /tmp/counts1
@@ -73,16 +76,16 @@ C=$R/lp_test_c/enabled
 loads=0
 for i in $(seq $ROUNDS); do
   insmod lpt_target.ko && loads=$((loads+1))
-  echo 0 > $C; echo 1 > $C; echo 0 > $C
+  echo 0 > $C; settle; echo 1 > $C; settle; echo 0 > $C; settle
   rmmod lpt_target
-  echo 1 > $C
+  echo 1 > $C; settle
 done
 touch /tmp/stop2
 wait $caller
 show counts2 cat /tmp/counts2
 show bad2 cat /tmp/bad2
 show loads echo $loads
-echo 0 > $C
+echo 0 > $C; settle
 show sites patched_sites
 "#;
 

@@ -24,8 +24,10 @@ struct Live {
     notifier: Option<NotifierReg>,
     /// Taken out and stopped, outside the lock, before the rest goes.
     thread: Option<Thread>,
-    request: Option<Request>,
-    answer: Option<Result>,
+    /// A request, with the requester's fault-injection countdown, and the answer, with
+    /// what is left of it.
+    request: Option<(Request, u32)>,
+    answer: Option<(Result, u32)>,
     core: Core<Real>,
 }
 
@@ -48,13 +50,15 @@ unsafe extern "C" fn core_thread(_: *mut c_void) -> c_int {
     let mut wait = FIRST_RETRY_MS;
     while !thread::should_stop() {
         let request = CORE.lock().as_mut().and_then(|l| l.request.take());
-        if let Some(req) = request {
+        if let Some((req, fail_nth)) = request {
+            thread::fail_nth_put(fail_nth);
             let r = with_core(|c| match req {
                 Request::Enable(key) => c.enable(key),
                 Request::Disable(key) => c.disable(key),
             });
+            let left = thread::fail_nth_take();
             if let Some(l) = CORE.lock().as_mut() {
-                l.answer = Some(r);
+                l.answer = Some((r, left));
             }
             thread::answered();
             wait = FIRST_RETRY_MS;
@@ -80,15 +84,18 @@ fn ask(req: Request) -> Result {
     {
         let mut guard = CORE.lock();
         let live = guard.as_mut().ok_or(Error::ENODEV)?;
-        live.request = Some(req);
+        live.request = Some((req, thread::fail_nth_take()));
         live.answer = None;
     }
     thread::kick();
     turn.wait_answer();
-    CORE.lock()
+    let (r, left) = CORE
+        .lock()
         .as_mut()
         .and_then(|l| l.answer.take())
-        .unwrap_or(Err(Error::ENODEV))
+        .unwrap_or((Err(Error::ENODEV), 0));
+    thread::fail_nth_put(left);
+    r
 }
 
 static CORE: CoreLock<Option<Live>> = CoreLock::new(None);

@@ -81,6 +81,8 @@ extern "C" {
     pub fn lpatch_thread_should_stop() -> bool;
     pub fn lpatch_thread_kick();
     pub fn lpatch_thread_wait(ms: core::ffi::c_long);
+    pub fn lpatch_fail_nth_take() -> core::ffi::c_uint;
+    pub fn lpatch_fail_nth_put(n: core::ffi::c_uint);
     pub fn lpatch_request_lock();
     pub fn lpatch_request_unlock();
     pub fn lpatch_request_prepare();

@@ -84,3 +84,16 @@ pub fn answered() {
     // SAFETY: completes the glue's static completion.
     unsafe { ffi::lpatch_request_complete() };
 }
+
+/// The calling task's fault-injection countdown (fail-nth), taken off it: a request carries
+/// it to the core's thread, and the answer brings back what is left ([`fail_nth_put`]).
+pub fn fail_nth_take() -> u32 {
+    // SAFETY: reads and clears a field of the calling task.
+    unsafe { ffi::lpatch_fail_nth_take() }
+}
+
+/// Gives the calling task a fault-injection countdown.
+pub fn fail_nth_put(n: u32) {
+    // SAFETY: writes a field of the calling task.
+    unsafe { ffi::lpatch_fail_nth_put(n) }
+}
