@@ -4,7 +4,7 @@
 
 mod cc;
 
-use lpatch_build::extract::{extract, Located, Request, NEW_PREFIX, RECORDS_SECTION};
+use lpatch_build::extract::{extract, Extracted, Located, Request, NEW_PREFIX, RECORDS_SECTION};
 use object::{Object, ObjectSection, ObjectSymbol, RelocationTarget};
 use std::collections::HashSet;
 
@@ -40,21 +40,34 @@ fn names(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 
-/// The refusal of extracting `functions` of `src`.
-fn refusal(src: &str, functions: &[&str]) -> String {
-    let obj = cc::compile("x", src);
+/// Where the kernel has a name the extraction asks about (see `Request::locate`).
+type Locate<'a> = &'a dyn Fn(&str, bool) -> Result<Located, String>;
+
+/// Extracts `functions` of `obj` (no data, nothing exported), every symbol placed in
+/// vmlinux, or by `locate` when given.
+fn extract_functions(
+    obj: &[u8],
+    functions: &[&str],
+    locate: Option<Locate<'_>>,
+) -> Result<Extracted, String> {
     let functions = names(functions);
     extract(
-        &obj,
+        obj,
         &Request {
             functions: &functions,
             data: &[],
             exported: &HashSet::new(),
-            locate: &|n, _| Ok(vmlinux(n, 0)),
+            locate: locate.unwrap_or(&|n, _| Ok(vmlinux(n, 0))),
         },
     )
-    .err()
-    .expect("refused")
+}
+
+/// The refusal of extracting `functions` of `src`.
+fn refusal(src: &str, functions: &[&str]) -> String {
+    let obj = cc::compile("x", src);
+    extract_functions(&obj, functions, None)
+        .err()
+        .expect("refused")
 }
 
 #[test]
@@ -215,17 +228,7 @@ int other(int x)
 }
 "#;
     let obj = cc::compile("x", src);
-    let functions = names(&["warned"]);
-    let out = extract(
-        &obj,
-        &Request {
-            functions: &functions,
-            data: &[],
-            exported: &HashSet::new(),
-            locate: &|n, _| Ok(vmlinux(n, 0)),
-        },
-    )
-    .unwrap_or_else(|e| panic!("extract: {e}"));
+    let out = extract_functions(&obj, &["warned"], None).unwrap_or_else(|e| panic!("extract: {e}"));
     let file = object::File::parse(&*out.bytes).expect("the output parses");
     let bugs = file.section_by_name("__bug_table").expect("__bug_table");
     assert_eq!(bugs.size(), 12, "the copied function's one entry");
@@ -270,17 +273,7 @@ int other(void)
 }
 "#;
     let obj = cc::compile("x", src);
-    let functions = names(&["bumped"]);
-    let out = extract(
-        &obj,
-        &Request {
-            functions: &functions,
-            data: &[],
-            exported: &HashSet::new(),
-            locate: &|n, _| Ok(vmlinux(n, 0)),
-        },
-    )
-    .unwrap_or_else(|e| panic!("extract: {e}"));
+    let out = extract_functions(&obj, &["bumped"], None).unwrap_or_else(|e| panic!("extract: {e}"));
     let file = object::File::parse(&*out.bytes).expect("the output parses");
     let locks = file.section_by_name(".smp_locks").expect(".smp_locks");
     assert_eq!(locks.size(), 4, "the copied function's one entry");
@@ -315,7 +308,6 @@ yes:
 }
 "#;
     let obj = cc::compile("x", src);
-    let functions = names(&["keyed"]);
     let in_module = |n: &str, _| {
         Ok(Located {
             object: "some_mod".into(),
@@ -323,32 +315,15 @@ yes:
             sympos: 0,
         })
     };
-    let e = extract(
-        &obj,
-        &Request {
-            functions: &functions,
-            data: &[],
-            exported: &HashSet::new(),
-            locate: &in_module,
-        },
-    )
-    .err()
-    .expect("refused");
+    let e = extract_functions(&obj, &["keyed"], Some(&in_module))
+        .err()
+        .expect("refused");
     assert!(
         e.contains("__jump_table") && e.contains("mod_key") && e.contains("module some_mod"),
         "{e}"
     );
     // The same key in vmlinux is carried.
-    let out = extract(
-        &obj,
-        &Request {
-            functions: &functions,
-            data: &[],
-            exported: &HashSet::new(),
-            locate: &|n, _| Ok(vmlinux(n, 0)),
-        },
-    )
-    .unwrap_or_else(|e| panic!("extract: {e}"));
+    let out = extract_functions(&obj, &["keyed"], None).unwrap_or_else(|e| panic!("extract: {e}"));
     assert!(
         out.records.contains(&vmlinux("mod_key", 0)),
         "{:?}",
