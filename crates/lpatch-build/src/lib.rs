@@ -463,8 +463,12 @@ fn compare_in(o: &Options) -> Result<(Report, tree::Tree)> {
                 replace: Vec::new(),
                 new_functions: Vec::new(),
                 new_data: Vec::new(),
+                kernel_names: Vec::new(),
             });
         entry.units.push(u.source.clone());
+        entry
+            .kernel_names
+            .push((u.source.clone(), d.kernel_names.clone()));
         let mut replace: Vec<String> = d.changed.clone();
         // A changed clone is replaced as itself (its callers call it by that name, the
         // running kernel's, which a renumbering in `after` does not change); its `.cold`

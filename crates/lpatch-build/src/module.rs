@@ -215,9 +215,12 @@ pub fn make(
                 .map_err(|e| io(before.join(&unit.object).display(), e))?;
             // The report names what is replaced by the kernel's names; a renumbered clone
             // or static local has another name in the patched object.
-            let kernel_names = crate::compare::compare(&old_bytes, &bytes)
-                .map_err(|e| Error::Compare(format!("{src}: {e}")))?
-                .kernel_names;
+            let no_names = std::collections::BTreeMap::new();
+            let kernel_names = o
+                .kernel_names
+                .iter()
+                .find(|(u, _)| u == src)
+                .map_or(&no_names, |(_, n)| n);
             let patched_name = |k: &String| {
                 kernel_names
                     .iter()

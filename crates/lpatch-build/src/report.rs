@@ -29,6 +29,11 @@ pub struct ObjectReport {
     pub replace: Vec<Replaced>,
     pub new_functions: Vec<Added>,
     pub new_data: Vec<Added>,
+    /// Per unit, the running kernel's names for what the patched object names otherwise
+    /// (a renumbered static local or clone: patched name -> kernel name), from the
+    /// comparison, for making the module. Not part of what the report shows.
+    #[serde(skip)]
+    pub kernel_names: Vec<(String, std::collections::BTreeMap<String, String>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
