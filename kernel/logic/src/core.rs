@@ -17,7 +17,7 @@ use crate::redirect::{PatchId, Redirector};
 use crate::reloc;
 use crate::resolve::{resolve, Target};
 use crate::seam::{DirKind, Kernel, ModuleRef, SysfsDir};
-use crate::transition::{Goal, Ranges, Transition, UNPATCHED};
+use crate::transition::{Goal, Ranges, Transition};
 use alloc::vec::Vec;
 
 /// What the module notifier reports.
@@ -440,7 +440,7 @@ impl<K: Kernel> Core<K> {
     pub fn try_complete_transition(&mut self) -> bool {
         let Some(t) = &mut self.transition else { return true };
         t.attempts += 1;
-        let (id, goal) = (t.patch, t.goal);
+        let (id, goal, attempts) = (t.patch, t.goal, t.attempts);
         let Some(i) = self.index_of_id(id) else {
             // Its patch module went away mid-transition (forced): ended here, by the task
             // that owns transitions.
@@ -451,7 +451,6 @@ impl<K: Kernel> Core<K> {
         if walk.remaining > 0 {
             return false;
         }
-        let attempts = self.transition.as_ref().map_or(0, |t| t.attempts);
         match goal {
             Goal::Patched => {
                 let p = &self.patches[i];
@@ -550,7 +549,7 @@ impl<K: Kernel> Core<K> {
         self.patches[i].ranges = self.ranges_of(i, &entries, &olds)?;
         // Every task's state first, then the transition's targets: a task sees the new
         // code only once switched.
-        if let Err(e) = self.k.tasks_begin(UNPATCHED) {
+        if let Err(e) = self.k.tasks_begin(Goal::Patched.initial()) {
             log_err!(
                 self.k,
                 "patch {}: the per-task patch state is in use ({}): the in-kernel livepatch is in a transition; try again when it ends",
@@ -590,7 +589,7 @@ impl<K: Kernel> Core<K> {
             self.unredirect(i);
             return Ok(());
         }
-        if let Err(e) = self.k.tasks_begin(crate::transition::PATCHED) {
+        if let Err(e) = self.k.tasks_begin(Goal::Unpatched.initial()) {
             log_err!(
                 self.k,
                 "cannot disable patch {}: the per-task patch state is in use ({}): the in-kernel livepatch is in a transition; try again when it ends",
