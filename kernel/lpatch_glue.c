@@ -10,6 +10,7 @@
 #include <linux/kthread.h>
 #include <linux/sched.h>
 #include <linux/sched/signal.h>
+#include <linux/sched/task.h>
 #include <linux/stacktrace.h>
 #include <linux/tracepoint.h>
 #include <linux/ftrace.h>
@@ -20,6 +21,7 @@
 #include <linux/preempt.h>
 #include <linux/slab.h>
 #include <linux/sysfs.h>
+#include <linux/timekeeping.h>
 #include <linux/workqueue.h>
 #include <lpatch.h>
 
@@ -177,19 +179,44 @@ struct task_struct *lpatch_current(void) { return current; }
 int lpatch_mutex_trylock(struct mutex *m) { return mutex_trylock(m); }
 
 /*
- * Calls f(task, data) for every thread, under the kernel's tasklist_lock (not exported:
- * the caller found it through kallsyms), until f returns nonzero.
+ * Calls f(task, data) for every thread under the kernel's tasklist_lock (not exported: the
+ * caller found it through kallsyms). When f returns nonzero the lock is let go for a moment
+ * (forks, exits and writers get their turn) and the walk goes on after that task if it and
+ * its process are still on the list; if not it stops there. Returns whether it saw every
+ * task; *longest_ns grows to the longest the lock was held at once.
  */
-void lpatch_for_each_task(rwlock_t *tasklist, int (*f)(struct task_struct *, void *), void *data)
+bool lpatch_walk_tasks(rwlock_t *tasklist, int (*f)(struct task_struct *, void *), void *data,
+		       u64 *longest_ns)
 {
 	struct task_struct *g, *t;
+	u64 start;
 
 	read_lock(tasklist);
-	for_each_process_thread(g, t)
-		if (f(t, data))
-			goto out;
-out:
+	start = ktime_get_ns();
+	for_each_process_thread(g, t) {
+		if (!f(t, data))
+			continue;
+		get_task_struct(g);
+		get_task_struct(t);
+		*longest_ns = max(*longest_ns, ktime_get_ns() - start);
+		read_unlock(tasklist);
+		cond_resched();
+		read_lock(tasklist);
+		start = ktime_get_ns();
+		if (!pid_alive(g) || !pid_alive(t)) {
+			read_unlock(tasklist);
+			/* Possibly the last references: dropped with the lock let go. */
+			put_task_struct(t);
+			put_task_struct(g);
+			return false;
+		}
+		/* Both still on the list, so neither reference is the last. */
+		put_task_struct(t);
+		put_task_struct(g);
+	}
+	*longest_ns = max(*longest_ns, ktime_get_ns() - start);
 	read_unlock(tasklist);
+	return true;
 }
 
 /* The idle task of a CPU, from smpboot's per-CPU idle_threads (found through kallsyms). */
@@ -223,7 +250,11 @@ static void notrace lpatch_sys_exit_probe(void *data, struct pt_regs *regs, long
 		WRITE_ONCE(current->patch_state, goal);
 #endif
 }
-/* goal >= 0: on, switching to goal; goal < 0: off, returning once no probe runs. */
+/*
+ * goal >= 0: on, switching to goal (if on already, to the new goal once this returns);
+ * goal < 0: off, returning once no probe runs. Called by the transition owner only.
+ */
+static bool lpatch_syscall_on;
 int lpatch_syscall_switch(int goal)
 {
 	int ret;
@@ -234,12 +265,20 @@ int lpatch_syscall_switch(int goal)
 		if (!lpatch_tp_sys_exit)
 			return -ENOENT;
 		WRITE_ONCE(lpatch_syscall_goal, goal);
-		return tracepoint_probe_register(lpatch_tp_sys_exit, lpatch_sys_exit_probe, NULL);
+		if (lpatch_syscall_on) {
+			/* A reversal: no probe sets the old goal once this returns. */
+			tracepoint_synchronize_unregister();
+			return 0;
+		}
+		ret = tracepoint_probe_register(lpatch_tp_sys_exit, lpatch_sys_exit_probe, NULL);
+		lpatch_syscall_on = !ret;
+		return ret;
 	}
-	if (!lpatch_tp_sys_exit)
+	if (!lpatch_syscall_on)
 		return 0;
 	ret = tracepoint_probe_unregister(lpatch_tp_sys_exit, lpatch_sys_exit_probe, NULL);
 	tracepoint_synchronize_unregister();
+	lpatch_syscall_on = false;
 	return ret;
 }
 

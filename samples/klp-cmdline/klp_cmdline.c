@@ -2,7 +2,9 @@
 /*
  * klp_cmdline: an in-kernel livepatch (klp) module replacing cmdline_proc_show, to show
  * that lpatch refuses a function the kernel's own livepatch core already redirects (and
- * to compare the two cores in benchmarks).
+ * to compare the two cores in benchmarks). With sleeper=1 it replaces lpt_sleeper_wait of
+ * samples/lpt-sleeper instead: a transition of the in-kernel livepatch that the sleeping
+ * thread holds until released.
  */
 #include <linux/livepatch.h>
 #include <linux/module.h>
@@ -24,6 +26,24 @@ static struct klp_object objs[] = {
 	{ }
 };
 
+static bool sleeper;
+module_param(sleeper, bool, 0444);
+
+static int klp_sleeper_wait(void)
+{
+	return 1;
+}
+
+static struct klp_func sleeper_funcs[] = {
+	{ .old_name = "lpt_sleeper_wait", .new_func = klp_sleeper_wait },
+	{ }
+};
+
+static struct klp_object sleeper_objs[] = {
+	{ .name = "lpt_sleeper", .funcs = sleeper_funcs },
+	{ }
+};
+
 static struct klp_patch patch = {
 	.mod = THIS_MODULE,
 	.objs = objs,
@@ -31,6 +51,8 @@ static struct klp_patch patch = {
 
 static int __init klp_cmdline_init(void)
 {
+	if (sleeper)
+		patch.objs = sleeper_objs;
 	return klp_enable_patch(&patch);
 }
 

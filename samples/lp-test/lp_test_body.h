@@ -12,7 +12,9 @@
  *                   lpt_target_message that returns "patched by <this module>", 3 an
  *                   arch_cpu_idle that polls (interrupts on, back to the idle loop at
  *                   once, so it runs over and over where RCU is not watching), counting
- *                   its calls in the read-only parameter idle_calls
+ *                   its calls in the read-only parameter idle_calls; 4 an
+ *                   lpt_sleeper_nap that sleeps while the parameter hold is 1 (writable),
+ *                   counting its calls in naps: a task inside a patch's new code
  *   bad=1..5        NULL patch / NULL mod / NULL objs / NULL funcs / NULL new_func
  *   twice=1         register a second time (expects -EEXIST) before enabling
  *   enable=0        register only
@@ -66,6 +68,10 @@ static unsigned int pause_ms;
 module_param(pause_ms, uint, 0444);
 static unsigned long idle_calls;
 module_param(idle_calls, ulong, 0444);
+static bool hold = true;
+module_param(hold, bool, 0644);
+static unsigned long naps;
+module_param(naps, ulong, 0444);
 
 static int lp_test_noop(void)
 {
@@ -98,6 +104,14 @@ static void lp_test_idle(void)
 	raw_local_irq_enable();
 	for (i = 0; i < 64 && !need_resched(); i++)
 		cpu_relax();
+}
+
+static int lp_test_nap(void)
+{
+	WRITE_ONCE(naps, naps + 1);
+	while (READ_ONCE(hold))
+		msleep(20);
+	return 1;
 }
 
 static struct lp_func funcs[3];
@@ -179,7 +193,8 @@ static int __init lp_test_init(void)
 {
 	void *new_func = repl == 1 ? (void *)lp_test_cmdline :
 			 repl == 2 ? (void *)lp_test_message :
-			 repl == 3 ? (void *)lp_test_idle : (void *)lp_test_noop;
+			 repl == 3 ? (void *)lp_test_idle :
+			 repl == 4 ? (void *)lp_test_nap : (void *)lp_test_noop;
 	int ret, ret2;
 
 	funcs[0] = (struct lp_func){ .old_name = func, .new_func = new_func,

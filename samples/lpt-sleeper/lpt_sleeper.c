@@ -5,7 +5,12 @@
  * until "release" is written to /proc/lpt_sleeper; then it returns and rests in
  * lpt_sleeper_rest() (not patched) until the module goes. Reading /proc/lpt_sleeper shows
  * where the thread is ("waiting", "resting").
+ *
+ * A second thread, lpt_napper, calls lpt_sleeper_nap() (which returns at once) and
+ * sleeps 50 ms between calls outside it, so it switches at once; a replacement of
+ * lpt_sleeper_nap that sleeps keeps it inside a patch's new code.
  */
+#include <linux/delay.h>
 #include <linux/kthread.h>
 #include <linux/module.h>
 #include <linux/proc_fs.h>
@@ -16,7 +21,7 @@
 static DECLARE_WAIT_QUEUE_HEAD(lpt_sleeper_wq);
 static bool lpt_released;
 static const char *lpt_where = "starting";
-static struct task_struct *lpt_thread;
+static struct task_struct *lpt_thread, *lpt_napper;
 
 /* Where the thread sleeps until released: the function a patch replaces. */
 noinline int lpt_sleeper_wait(void)
@@ -36,6 +41,24 @@ static int lpt_sleeper_thread(void *data)
 {
 	lpt_sleeper_wait();
 	lpt_sleeper_rest();
+	return 0;
+}
+
+static unsigned long lpt_nap_calls;
+
+/* Counts its calls: a function without side effects could be called by no one. */
+noinline int lpt_sleeper_nap(void)
+{
+	WRITE_ONCE(lpt_nap_calls, lpt_nap_calls + 1);
+	return 0;
+}
+
+static int lpt_napper_thread(void *data)
+{
+	while (!kthread_should_stop()) {
+		lpt_sleeper_nap();
+		msleep_interruptible(50);
+	}
 	return 0;
 }
 
@@ -80,11 +103,18 @@ static int __init lpt_sleeper_init(void)
 		remove_proc_entry("lpt_sleeper", NULL);
 		return PTR_ERR(lpt_thread);
 	}
+	lpt_napper = kthread_run(lpt_napper_thread, NULL, "lpt_napper");
+	if (IS_ERR(lpt_napper)) {
+		kthread_stop(lpt_thread);
+		remove_proc_entry("lpt_sleeper", NULL);
+		return PTR_ERR(lpt_napper);
+	}
 	return 0;
 }
 
 static void __exit lpt_sleeper_exit(void)
 {
+	kthread_stop(lpt_napper);
 	kthread_stop(lpt_thread);
 	remove_proc_entry("lpt_sleeper", NULL);
 }

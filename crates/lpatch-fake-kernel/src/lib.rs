@@ -590,6 +590,7 @@ impl Fake {
     /// filter holds exactly the call sites the core redirects; every module reference held
     /// is one the core accounts for (`held`: the modules the test expects referenced, with
     /// their counts).
+    #[track_caller]
     pub fn check_invariants(&self, core: &Core<Fake>, held: &[(ModId, i64)]) {
         assert_eq!(self.violations(), Vec::<String>::new(), "violations");
         if core.transition().is_none() {
@@ -619,6 +620,9 @@ impl Fake {
         // must be references it gave up on purpose (a patch module pinned for good).
         let mut accounted: BTreeMap<ModId, i64> = BTreeMap::new();
         for p in &core.patches {
+            if let Some(r) = &p.pin {
+                *accounted.entry(r.module()).or_default() += 1;
+            }
             for o in &p.objects {
                 if let Some(r) = &o.held {
                     *accounted.entry(r.module()).or_default() += 1;

@@ -1,77 +1,287 @@
 // SPDX-License-Identifier: GPL-2.0-only
-//! The consistency model in the VM (issue 27, slice a): a kernel thread asleep inside the
-//! function a patch replaces (samples/lpt-sleeper) holds the patch's transition — the
-//! patch is enabled, `transition` reads 1 and stays 1 over repeated walks, and a disable
-//! meanwhile is refused (EBUSY) with a log line; woken, the thread leaves the function and
-//! the next walk ends the transition (`transition` 0, the log counts the walks). Disabling
-//! then ends at once (nothing is inside the replacement). The per-task state is the
-//! in-kernel livepatch's: the kernel log stays clean of lockdep reports on the debug kernel.
+//! The consistency model in the VM (issue 27). samples/lpt-sleeper's kernel thread asleep
+//! inside the function a patch replaces holds the patch's transition (`transition` reads 1
+//! over repeated walks); another (loaded) patch's enable meanwhile is refused (EBUSY, a
+//! log line);
+//! writing 0 reverses it, and it ends at once (the thread never left the old code); the
+//! disabled patch's module unloads. Loaded again, its transition is held again while a
+//! module load, a module unload and the in-kernel livepatch's patch load wait (the in-kernel
+//! livepatch's mutex, which lpatch holds for the transition); woken, the thread leaves and
+//! all of them go on. The other order: a transition of the in-kernel livepatch running
+//! refuses lpatch's enable. A task asleep inside a patch's new code (samples/lpt-sleeper's
+//! napper in lp_test's repl=4) holds a disable: its module cannot be unloaded meanwhile;
+//! writing 1 reverses the disable. Each test's kernel log is clean (lockdep too, on the
+//! debug kernel).
 
 use lpatch_tests::{log_count, log_has, vm, Facts};
 use lpatch_vm::Boot;
 
-const SCRIPT: &str = r#"
-P=$R/lp_test_a
+/// Shell helpers of these scripts: `waitfor COND` polls a condition for up to 20 s.
+const HELPERS: &str = r#"
+waitfor() { i=0; while ! eval "$1" && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; }
+K=/sys/kernel/livepatch/klp_cmdline
 run sleeper insmod lpt_sleeper.ko
-i=0; while ! grep -q waiting /proc/lpt_sleeper && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+waitfor 'grep -q waiting /proc/lpt_sleeper'
 show where0 cat /proc/lpt_sleeper
+"#;
+
+const HELD_SCRIPT: &str = r#"
+P=$R/lp_test_a
+# Sleeping user tasks, for the walks to check (and to let go of the task list between).
+pids=
+for i in $(seq 300); do sleep 600 >/dev/null 2>&1 & pids="$pids $!"; done
+run target insmod lpt_target.ko
+run other-load insmod lp_test_b.ko func=cmdline_proc_show repl=1 enable=0
 run load insmod lp_test_a.ko obj=lpt_sleeper func=lpt_sleeper_wait repl=0
 show enabled1 cat $P/enabled
 show trans1 cat $P/transition
 show mode stat -c '%a' $P/transition
 sleep 2
 show trans2 cat $P/transition
-put off-busy 0 $P/enabled
-show where1 cat /proc/lpt_sleeper
-echo release > /proc/lpt_sleeper
-i=0; while [ "$(cat $P/transition)" != 0 ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i+1)); done
+put other 1 $R/lp_test_b/enabled
+run rmmod-busy rmmod lp_test_a
+put reverse 0 $P/enabled
+settle
+show enabled2 cat $P/enabled
 show trans3 cat $P/transition
-show where2 cat /proc/lpt_sleeper
-put off 0 $P/enabled
+show where1 cat /proc/lpt_sleeper
+run unload-a rmmod lp_test_a
+show gone ls $R
+run load2 insmod lp_test_a.ko obj=lpt_sleeper func=lpt_sleeper_wait repl=0
 show trans4 cat $P/transition
-show enabled4 cat $P/enabled
-run unload rmmod lpt_sleeper
+(rmmod lpt_target; echo "rc=$?") > /tmp/rmmod.out 2>&1 &
+(insmod klp_cmdline.ko; echo "rc=$?") > /tmp/klp.out 2>&1 &
+sleep 2
+show rmmod-waits cat /tmp/rmmod.out
+show klp-waits cat /tmp/klp.out
+show klp-dir1 ls /sys/kernel/livepatch
+show trans5 cat $P/transition
+echo release > /proc/lpt_sleeper
+settle
+show trans6 cat $P/transition
+show where2 cat /proc/lpt_sleeper
+waitfor '[ -s /tmp/klp.out ] && [ -s /tmp/rmmod.out ]'
+show rmmod-done cat /tmp/rmmod.out
+show klp-done cat /tmp/klp.out
+waitfor '[ "$(cat $K/transition)" = 0 ]'
+show klp-cmdline cat /proc/cmdline
+put off 0 $P/enabled
+settle
+run unload rmmod lp_test_a
+echo 0 > $K/enabled
+waitfor '[ ! -d $K ] || [ "$(cat $K/transition)" = 0 ]'
+run klp-unload rmmod klp_cmdline
+run other-unload rmmod lp_test_b
+kill $pids
 "#;
 
 #[test]
-fn a_kernel_thread_inside_the_old_function_holds_the_transition_until_woken() {
-    let run = vm(Boot::Kaslr, SCRIPT).run().unwrap();
+fn a_kernel_thread_in_the_old_function_holds_the_transition_and_a_disable_reverses_it() {
+    let run = vm(Boot::Kaslr, &format!("{HELPERS}{HELD_SCRIPT}"))
+        .run()
+        .unwrap();
     run.assert_ok();
     let f = Facts::of(&run);
     f.ok("sleeper");
     f.eq("where0", "waiting");
+    f.ok("target");
+    f.ok("other-load");
     f.ok("load");
     f.eq("enabled1", "1");
     f.eq("trans1", "1");
     f.eq("mode", "444");
     // Still blocked after two seconds of walks.
     f.eq("trans2", "1");
-    f.failed("off-busy", "Device or resource busy");
+    // One transition at a time.
+    f.failed("other", "Device or resource busy");
     log_has(
         &run,
-        "cannot disable patch lp_test_a: patch lp_test_a is in a transition to enabled; wait for it to end",
+        "cannot enable patch lp_test_b: patch lp_test_a is in a transition to enabled; wait for it to end, or reverse it (write 0 to its enabled)",
     );
-    f.eq("where1", "waiting");
-    // Woken, it left lpt_sleeper_wait: the transition ended.
+    // Its code may run: its module stays.
+    assert!(!f.get("rmmod-busy").starts_with("rc=0"), "{}", run.report());
+    // Reversed: the thread never left the old code, so the transition back ends at once.
+    f.ok("reverse");
+    log_has(
+        &run,
+        "patch lp_test_a: transition reversed, to disabled now",
+    );
+    f.eq("enabled2", "0");
     f.eq("trans3", "0");
+    f.eq("where1", "waiting");
+    log_has(&run, "disabled patch lp_test_a");
+    // Disabled, its transition over: the patch module unloads.
+    f.ok("unload-a");
+    f.eq("gone", "lp_test_b");
+    f.ok("load2");
+    f.eq("trans4", "1");
+    // While lpatch's transition runs, a module unload, a module load and the in-kernel
+    // livepatch's patch wait (the kernel takes klp_mutex for each).
+    f.eq("rmmod-waits", "");
+    f.eq("klp-waits", "");
+    f.eq("klp-dir1", "");
+    f.eq("trans5", "1");
+    // Woken, the thread left lpt_sleeper_wait: the transition ended, and they went on.
+    f.eq("trans6", "0");
     f.eq("where2", "resting");
+    f.eq("rmmod-done", "rc=0");
+    f.eq("klp-done", "rc=0");
+    f.eq("klp-cmdline", "patched by the in-kernel livepatch");
     let done = "patch lp_test_a: transition to enabled complete (";
     assert_eq!(log_count(&run, done), 1, "{}", run.report());
-    let walks: u32 = run
+    let rest = run
         .kernel_log
         .lines()
         .find_map(|l| l.split(done).nth(1))
-        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("no completion line\n{}", run.report()));
+    let walks: u32 = rest
+        .split(' ')
+        .next()
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no walk count\n{}", run.report()));
     assert!(walks > 2, "{walks} walks\n{}", run.report());
+    let held_us: u64 = rest
+        .split("locked ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no lock hold\n{}", run.report()));
+    eprintln!(
+        "longest hold of tasklist_lock by a walk over ~350 tasks: {held_us} us ({walks} walks)"
+    );
+    // A few stack checks at a time: far below a whole walk of these tasks under the lock.
+    assert!(held_us < 20_000, "{held_us} us\n{}", run.report());
     f.ok("off");
-    f.eq("trans4", "0");
-    f.eq("enabled4", "0");
     log_has(
         &run,
-        "patch lp_test_a: transition to disabled complete (1 walk)",
+        "patch lp_test_a: transition to disabled complete (1 walk;",
     );
-    log_has(&run, "disabled patch lp_test_a");
     f.ok("unload");
+    f.ok("klp-unload");
+    f.ok("other-unload");
+}
+
+const KLP_FIRST_SCRIPT: &str = r#"
+run klp insmod klp_cmdline.ko sleeper=1
+sleep 1
+show ktrans1 cat $K/transition
+run refused insmod lp_test_a.ko func=cmdline_proc_show repl=1
+echo release > /proc/lpt_sleeper
+waitfor '[ "$(cat $K/transition)" = 0 ]'
+show ktrans2 cat $K/transition
+run load insmod lp_test_a.ko func=cmdline_proc_show repl=1
+settle
+show cmdline cat /proc/cmdline
+put off 0 $R/lp_test_a/enabled
+settle
+run unload rmmod lp_test_a
+echo 0 > $K/enabled
+waitfor '[ ! -d $K ] || [ "$(cat $K/transition)" = 0 ]'
+run klp-unload rmmod klp_cmdline
+"#;
+
+#[test]
+fn a_transition_of_the_in_kernel_livepatch_refuses_an_enable() {
+    let run = vm(Boot::Kaslr, &format!("{HELPERS}{KLP_FIRST_SCRIPT}"))
+        .run()
+        .unwrap();
+    run.assert_ok();
+    let f = Facts::of(&run);
+    f.eq("where0", "waiting");
+    f.ok("klp");
+    // The sleeping thread holds the in-kernel livepatch's transition.
+    f.eq("ktrans1", "1");
+    f.failed("refused", "Device or resource busy");
+    log_has(
+        &run,
+        "patch lp_test_a: the per-task patch state is in use (-EBUSY (16)): the in-kernel livepatch is in a transition; try again when it ends",
+    );
+    assert_eq!(
+        log_count(&run, "another ftrace user"),
+        0,
+        "{}",
+        run.report()
+    );
+    // Nothing of it stayed.
+    log_has(
+        &run,
+        "patch lp_test_a not enabled (-EBUSY (16)); nothing of it is applied",
+    );
+    f.eq("ktrans2", "0");
+    f.ok("load");
+    f.eq("cmdline", "lp_test_a");
+    f.ok("off");
+    f.ok("unload");
+    f.ok("klp-unload");
+}
+
+const NEW_CODE_SCRIPT: &str = r#"
+P=$R/lp_test_b
+N=/sys/module/lp_test_b/parameters
+run load insmod lp_test_b.ko obj=lpt_sleeper func=lpt_sleeper_nap repl=4
+settle
+waitfor '[ "$(cat $N/naps)" -ge 1 ]'
+show naps cat $N/naps
+put off 0 $P/enabled
+sleep 1
+show trans1 cat $P/transition
+show enabled1 cat $P/enabled
+run rmmod-busy rmmod lp_test_b
+put on 1 $P/enabled
+settle
+show trans2 cat $P/transition
+show enabled2 cat $P/enabled
+put off2 0 $P/enabled
+sleep 1
+show trans3 cat $P/transition
+echo 0 > $N/hold
+settle
+show trans4 cat $P/transition
+run unload rmmod lp_test_b
+run again insmod lp_test_b.ko obj=lpt_sleeper func=lpt_sleeper_nap repl=4 hold=0
+settle
+show enabled3 cat $P/enabled
+put off3 0 $P/enabled
+settle
+run unload2 rmmod lp_test_b
+run sleeper-unload rmmod lpt_sleeper
+"#;
+
+#[test]
+fn a_task_in_the_new_code_holds_a_disable_and_an_enable_reverses_it() {
+    let run = vm(Boot::Kaslr, &format!("{HELPERS}{NEW_CODE_SCRIPT}"))
+        .run()
+        .unwrap();
+    run.assert_ok();
+    let f = Facts::of(&run);
+    f.ok("load");
+    assert_ne!(f.get("naps"), "0", "{}", run.report());
+    // The napper sleeps inside the replacement: the disable cannot end.
+    f.ok("off");
+    f.eq("trans1", "1");
+    f.eq("enabled1", "0");
+    assert!(!f.get("rmmod-busy").starts_with("rc=0"), "{}", run.report());
+    // Writing 1 reverses it: the napper is where the transition goes now.
+    f.ok("on");
+    log_has(&run, "patch lp_test_b: transition reversed, to enabled now");
+    f.eq("trans2", "0");
+    f.eq("enabled2", "1");
+    f.ok("off2");
+    f.eq("trans3", "1");
+    // Let go, the napper leaves the new code: the disable ends, the module unloads.
+    f.eq("trans4", "0");
+    // Final once for this disable (the reversed one never was), once for the last.
+    assert_eq!(
+        log_count(&run, "disabled patch lp_test_b"),
+        2,
+        "{}",
+        run.report()
+    );
+    f.ok("unload");
+    // And loads again.
+    f.ok("again");
+    f.eq("enabled3", "1");
+    f.ok("off3");
+    f.ok("unload2");
+    f.ok("sleeper-unload");
 }

@@ -15,6 +15,7 @@ use std::ffi::CString;
 use std::fs::File;
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Exit {
@@ -548,6 +549,35 @@ pub fn set_enabled(ctx: &mut Ctx, name: &str, on: bool) -> Outcome {
 
 // ---------------------------------------------------------------- unload
 
+/// How long `unload` waits for a disable's transition to end.
+const TRANSITION_WAIT: Duration = Duration::from_secs(30);
+
+/// Waits until patch `name`'s transition has ended (`transition` reads 0, or the core has
+/// no such attribute): until every task has left the patch's code, the core holds its
+/// module.
+fn wait_transition(name: &str, dir: &Path) -> Result<(), Failure> {
+    let attr = dir.join("transition");
+    let running = || sysfs::read_trim(&attr).is_ok_and(|t| t == "1");
+    let start = Instant::now();
+    while running() {
+        if start.elapsed() > TRANSITION_WAIT {
+            return Err(Failure::new(
+                Exit::Failed,
+                format!(
+                    "patch {name} is disabled, but its transition has not ended after {} s: a task is still in its code, so its module stays loaded",
+                    TRANSITION_WAIT.as_secs()
+                ),
+            )
+            .detail(format!("try again later: lpatch unload {name}"))
+            .detail(format!(
+                "or enable it again (the transition reverses): lpatch enable {name}"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(())
+}
+
 pub fn unload(ctx: &mut Ctx, name: &str) -> Outcome {
     let (layout, dir) = find_ours(ctx, name, "unload")?;
     match read_enabled(&dir) {
@@ -558,6 +588,7 @@ pub fn unload(ctx: &mut Ctx, name: &str) -> Outcome {
             }
         }
     }
+    wait_transition(name, &dir)?;
     let cname = CString::new(name)
         .map_err(|_| Failure::new(Exit::Usage, format!("{name:?} is not a module name")))?;
     let mut cursor = Cursor::start(&ctx.kmsg);
@@ -607,10 +638,10 @@ pub fn unload(ctx: &mut Ctx, name: &str) -> Outcome {
                 ));
             }
             f.detail(format!("patch {name} is disabled, but its module stays loaded."))
-                .detail("The lpatch core pins a patch module once it has been enabled: without a consistency")
-                .detail("model no one can prove that no task still runs, or sleeps in, the patch's code, and")
-                .detail("freeing that code under such a task would crash the kernel. A future consistency")
-                .detail("model lifts this; until then the module goes away at the next reboot.")
+                .detail("The lpatch core holds a patch module while a task may run its code: until the")
+                .detail("transition of its disable has ended, and for good on a kernel without per-task")
+                .detail("patch states (no CONFIG_LIVEPATCH), where no one can prove that no task still runs,")
+                .detail("or sleeps in, the patch's code; there the module goes away at the next reboot.")
         }
         _ => Failure::new(Exit::Failed, format!("cannot unload module {name}: {what}")),
     };

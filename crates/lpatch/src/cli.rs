@@ -100,11 +100,13 @@ pub enum Command {
     },
     /// Disable a patch if enabled, then unload its module (delete_module)
     #[command(
-        long_about = "Disable a patch if it is enabled, then unload its module with delete_module(2).\n\n\
-                      The core pins a patch module once it has been enabled: without a consistency\n\
-                      model no one can prove that no task still runs the patch's code, so the kernel\n\
-                      refuses the unload. The patch then stays disabled and its module stays loaded\n\
-                      until a reboot.",
+        long_about = "Disable a patch if it is enabled, wait for the transition of that disable to end\n\
+                      (up to 30 s: until every task has left the patch's code), then unload its module\n\
+                      with delete_module(2).\n\n\
+                      On a kernel without per-task patch states (no CONFIG_LIVEPATCH) the core pins a\n\
+                      patch module once it has been enabled: no one can prove there that no task still\n\
+                      runs the patch's code, so the kernel refuses the unload; the patch then stays\n\
+                      disabled and its module loaded until a reboot.",
         after_help = EXIT_CODES
     )]
     Unload {

@@ -1118,7 +1118,7 @@ fn unload_of_disabled_patch_skips_the_write() {
 }
 
 #[test]
-fn unload_refused_because_pinned() {
+fn unload_refused_because_held() {
     for errno in [libc::EBUSY, libc::EAGAIN, libc::EPERM] {
         let env = Env::new().core();
         sample(&env);
@@ -1140,7 +1140,7 @@ fn unload_refused_because_pinned() {
             "{err}"
         );
         assert!(
-            err.contains("consistency") && err.contains("reboot"),
+            err.contains("until the") && err.contains("transition of its disable has ended"),
             "{err}"
         );
         assert!(

@@ -331,16 +331,20 @@ impl<K: Kernel> Core<K> {
         let other = self.index_of_id(t.patch).map_or("?", |j| self.patches[j].name.as_str());
         log_err!(
             self.k,
-            "cannot {} patch {}: patch {} is in a transition to {}; wait for it to end",
+            "cannot {} patch {}: patch {} is in a transition to {}; wait for it to end, or reverse it (write {} to its enabled)",
             what,
             self.patches[i].name,
             other,
-            if t.goal == Goal::Patched { "enabled" } else { "disabled" }
+            t.goal.word(),
+            (t.goal == Goal::Unpatched) as u8
         );
         Err(Error::EBUSY)
     }
 
     pub fn enable_at(&mut self, i: usize) -> Result {
+        if self.reverses(i, Goal::Patched) {
+            return self.reverse_transition(Goal::Patched);
+        }
         self.refuse_during_transition(i, "enable")?;
         let p = &self.patches[i];
         if p.enabled {
@@ -348,8 +352,9 @@ impl<K: Kernel> Core<K> {
             return Err(Error::EINVAL);
         }
         self.stack.try_reserve(1).map_err(|_| Error::ENOMEM)?;
-        // Pin the patch module first: once its code runs in place of the old, it must stay.
-        let pin = if p.pinned {
+        // Pin the patch module first: once its code runs in place of the old, it must stay
+        // until a disable's transition has taken every task off it.
+        let pin = if p.pinned || p.pin.is_some() {
             None
         } else {
             Some(self.k.try_get(p.module).ok_or_else(|| {
@@ -364,20 +369,6 @@ impl<K: Kernel> Core<K> {
             for obj in &mut p.objects {
                 obj.held = None;
             }
-            if e == Error::EBUSY && self.k.ftrace_off() {
-                log_err!(
-                    self.k,
-                    "patch {}: ftrace is switched off (sysctl kernel.ftrace_enabled=0): no call can be redirected until it is 1 again",
-                    p.name
-                );
-            } else if e == Error::EBUSY {
-                log_err!(
-                    self.k,
-                    "patch {}: a function of it ({}) is already modified by another ftrace user (the in-kernel livepatch core, a kprobe with a post handler, or an ftrace direct call)",
-                    p.name,
-                    FuncNames(p)
-                );
-            }
             log_err!(self.k, "patch {} not enabled ({}); nothing of it is applied", p.name, e);
             return Err(e);
         }
@@ -386,8 +377,12 @@ impl<K: Kernel> Core<K> {
         }
         p.enabled = true;
         if let Some(pin) = pin {
-            pin.forget();
-            p.pinned = true;
+            if per_task {
+                p.pin = Some(pin);
+            } else {
+                pin.forget();
+                p.pinned = true;
+            }
         }
         let _ = push_reserved(&mut self.stack, p.id);
         log_info!(
@@ -407,6 +402,43 @@ impl<K: Kernel> Core<K> {
         Ok(())
     }
 
+    /// Whether asking patch `i` for `goal` reverses the transition running: one of that
+    /// patch going the other way.
+    fn reverses(&self, i: usize, goal: Goal) -> bool {
+        self.transition
+            .as_ref()
+            .is_some_and(|t| t.patch == self.patches[i].id && t.goal != goal)
+    }
+
+    /// Turns the transition running towards `goal`: the tasks it switched already are the
+    /// ones to switch back, the others are there. Nothing else changes (each call site
+    /// still chooses by the task's state), so this allocates nothing and cannot fail.
+    fn reverse_transition(&mut self, goal: Goal) -> Result {
+        let Some(t) = &mut self.transition else { return Ok(()) };
+        t.goal = goal;
+        let (id, exit_switch) = (t.patch, t.exit_switch);
+        let name = self.index_of_id(id).map_or("?", |i| self.patches[i].name.as_str());
+        log_info!(self.k, "patch {}: transition reversed, to {} now", name, goal.word());
+        // The switch at system call exit must not set the old goal once the walks look
+        // for the new one: retargeted (waiting for probes running), or stopped.
+        if exit_switch {
+            if let Err(e) = self.k.syscall_exit_switch(Some(goal.state())) {
+                log_warn!(
+                    self.k,
+                    "transition of patch {}: tasks cannot be switched at system call exit any more ({}); walks switch them",
+                    name,
+                    e
+                );
+                let _ = self.k.syscall_exit_switch(None);
+                if let Some(t) = &mut self.transition {
+                    t.exit_switch = false;
+                }
+            }
+        }
+        self.try_complete_transition();
+        Ok(())
+    }
+
     /// A first walk switches every task it can at once (in an idle system, all: the
     /// transition ends before this returns); if some are left, tasks switch as they leave
     /// a system call from then on (which costs every system call a little while it lasts).
@@ -415,6 +447,7 @@ impl<K: Kernel> Core<K> {
             patch: id,
             goal,
             attempts: 0,
+            longest_hold_ns: 0,
             exit_switch: false,
         });
         if self.try_complete_transition() {
@@ -440,7 +473,7 @@ impl<K: Kernel> Core<K> {
     pub fn try_complete_transition(&mut self) -> bool {
         let Some(t) = &mut self.transition else { return true };
         t.attempts += 1;
-        let (id, goal, attempts) = (t.patch, t.goal, t.attempts);
+        let (id, goal) = (t.patch, t.goal);
         let Some(i) = self.index_of_id(id) else {
             // Its patch module went away mid-transition (forced): ended here, by the task
             // that owns transitions.
@@ -448,6 +481,9 @@ impl<K: Kernel> Core<K> {
             return true;
         };
         let walk = self.k.tasks_switch(goal.state(), &self.patches[i].ranges);
+        let Some(t) = &mut self.transition else { return true };
+        t.longest_hold_ns = t.longest_hold_ns.max(walk.longest_hold_ns);
+        let (attempts, held_us) = (t.attempts, t.longest_hold_ns / 1000);
         if walk.remaining > 0 {
             return false;
         }
@@ -466,10 +502,11 @@ impl<K: Kernel> Core<K> {
         self.end_transition();
         log_info!(
             self.k,
-            "patch {}: transition to {} complete ({})",
+            "patch {}: transition to {} complete ({}; the task list locked {} us at most at a time)",
             self.patches[i].name,
-            if goal == Goal::Patched { "enabled" } else { "disabled" },
-            Count(attempts as usize, "walk")
+            goal.word(),
+            Count(attempts as usize, "walk"),
+            held_us
         );
         true
     }
@@ -481,6 +518,28 @@ impl<K: Kernel> Core<K> {
             let _ = self.k.syscall_exit_switch(None);
         }
         self.k.tasks_end();
+    }
+
+    /// Redirects the call sites of patch `i` being enabled (`entries`); an EBUSY from
+    /// ftrace is explained in the log.
+    fn redirect_new(&mut self, i: usize, entries: &[(usize, usize)], transition: bool) -> Result {
+        let p = &self.patches[i];
+        let r = self.redirect.add(&self.k, p.id, entries, transition);
+        if r == Err(Error::EBUSY) && self.k.ftrace_off() {
+            log_err!(
+                self.k,
+                "patch {}: ftrace is switched off (sysctl kernel.ftrace_enabled=0): no call can be redirected until it is 1 again",
+                p.name
+            );
+        } else if r == Err(Error::EBUSY) {
+            log_err!(
+                self.k,
+                "patch {}: a function of it ({}) is already modified by another ftrace user (the in-kernel livepatch core, a kprobe with a post handler, or an ftrace direct call)",
+                p.name,
+                FuncNames(p)
+            );
+        }
+        r
     }
 
     /// The code a transition of patch `i` checks stacks against: each function's old
@@ -542,9 +601,8 @@ impl<K: Kernel> Core<K> {
                 let _ = push_reserved(&mut olds, (f.addr, obj.module));
             }
         }
-        let id = self.patches[i].id;
         if !per_task {
-            return self.redirect.add(&self.k, id, &entries, false);
+            return self.redirect_new(i, &entries, false);
         }
         self.patches[i].ranges = self.ranges_of(i, &entries, &olds)?;
         // Every task's state first, then the transition's targets: a task sees the new
@@ -558,7 +616,7 @@ impl<K: Kernel> Core<K> {
             );
             return Err(e);
         }
-        let r = self.redirect.add(&self.k, id, &entries, true);
+        let r = self.redirect_new(i, &entries, true);
         if r.is_err() {
             self.k.tasks_end();
         }
@@ -566,6 +624,9 @@ impl<K: Kernel> Core<K> {
     }
 
     pub fn disable_at(&mut self, i: usize) -> Result {
+        if self.reverses(i, Goal::Unpatched) {
+            return self.reverse_transition(Goal::Unpatched);
+        }
         self.refuse_during_transition(i, "disable")?;
         let p = &self.patches[i];
         if !p.enabled {
@@ -617,6 +678,8 @@ impl<K: Kernel> Core<K> {
             obj.held = None;
         }
         p.enabled = false;
+        // No task is in its code any more: its module may go.
+        drop(p.pin.take());
         let id = p.id;
         self.stack.retain(|&s| s != id);
         log_info!(self.k, "disabled patch {}", p.name);
@@ -822,6 +885,9 @@ impl<K: Kernel> Core<K> {
                 for oi in 0..self.patches[i].objects.len() {
                     let target_going = self.patches[i].objects[oi].module == Some(m);
                     self.unpatch_object(i, oi, target_going);
+                }
+                if let Some(pin) = self.patches[i].pin.take() {
+                    pin.forget();
                 }
                 let id = self.patches[i].id;
                 self.stack.retain(|&s| s != id);

@@ -108,7 +108,12 @@ pub struct Patch<K: Kernel> {
     /// Children first: they are dropped (their directories removed) before `dir`.
     pub objects: Vec<Object<K>>,
     pub enabled: bool,
-    /// Once enabled, the patch module stays pinned (no consistency model yet).
+    /// A reference on the patch module while its code may run: taken by enable, dropped
+    /// when a disable's transition ends (no task can be in the code then), so the module
+    /// can be unloaded.
+    pub pin: Option<K::ModRef>,
+    /// Pinned for good: without per-task states nothing proves that no task is in its code
+    /// after a disable (the reference was given up, never to be put).
     pub pinned: bool,
     /// The code its transitions check stacks against (old and new functions), computed
     /// when it is enabled, so disabling allocates nothing.
@@ -161,6 +166,7 @@ impl<K: Kernel> Patch<K> {
             module: d.module,
             objects,
             enabled: false,
+            pin: None,
             pinned: false,
             ranges: crate::transition::Ranges::default(),
             dir: None,

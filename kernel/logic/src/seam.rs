@@ -131,10 +131,13 @@ pub trait Kernel {
     fn tasks_begin(&self, initial: i32) -> Result;
     /// One walk: switches to state `goal` each task not in it whose stack, reliably
     /// unwound, holds no address in `ranges` (a task running on another CPU, or whose
-    /// stack cannot be unwound reliably, is not switched). Never allocates.
+    /// stack cannot be unwound reliably, is not switched). Holds the task list locked only
+    /// a few stack checks at a time, and reports the longest hold. Never allocates.
     fn tasks_switch(&self, goal: i32, ranges: &Ranges) -> WalkResult;
     /// Switches each task to `goal` as it leaves a system call (None: stops doing so,
-    /// once no task can be doing it). An error leaves the walks to switch tasks.
+    /// once no task can be doing it). When it already switches to another goal (a
+    /// reversal), it returns once no task can still be switched to the old one. An error
+    /// leaves the walks to switch tasks.
     fn syscall_exit_switch(&self, goal: Option<i32>) -> Result;
     /// Ends a transition: waits for handler calls that may read task states, resets every
     /// task's state to UNDEFINED and releases the claim. Never allocates.

@@ -42,6 +42,14 @@ impl Goal {
         }
     }
 
+    /// What the patch is once the goal is reached, for log lines.
+    pub fn word(self) -> &'static str {
+        match self {
+            Goal::Patched => "enabled",
+            Goal::Unpatched => "disabled",
+        }
+    }
+
     /// The state every task starts the transition in.
     pub fn initial(self) -> i32 {
         match self {
@@ -109,9 +117,12 @@ impl Ranges {
 /// The transition running.
 pub struct Transition {
     pub patch: PatchId,
+    /// Where it goes now (writing the opposite value to `enabled` reverses it).
     pub goal: Goal,
     /// Walks made so far (the first is made as the transition starts).
     pub attempts: u32,
+    /// The longest a walk held the task list locked at once, in ns.
+    pub longest_hold_ns: u64,
     /// Whether tasks are switched at system call exit (from the second walk on).
     pub exit_switch: bool,
 }
@@ -126,6 +137,9 @@ pub struct WalkResult {
     pub running: usize,
     pub in_patched_code: usize,
     pub unreliable: usize,
+    /// The longest the walk held the task list locked at once (it lets go every few
+    /// tasks), in ns.
+    pub longest_hold_ns: u64,
 }
 
 #[cfg(test)]

@@ -58,11 +58,12 @@ extern "C" {
     pub fn lpatch_task_set_patch_state(t: *mut core::ffi::c_void, s: core::ffi::c_int);
     pub fn lpatch_current() -> *mut core::ffi::c_void;
     pub fn lpatch_mutex_trylock(m: *mut core::ffi::c_void) -> core::ffi::c_int;
-    pub fn lpatch_for_each_task(
+    pub fn lpatch_walk_tasks(
         tasklist: *mut core::ffi::c_void,
         f: Option<unsafe extern "C" fn(*mut core::ffi::c_void, *mut core::ffi::c_void) -> core::ffi::c_int>,
         data: *mut core::ffi::c_void,
-    );
+        longest_ns: *mut u64,
+    ) -> bool;
     pub fn lpatch_idle_task(idle_threads: *mut *mut core::ffi::c_void, cpu: core::ffi::c_int)
         -> *mut core::ffi::c_void;
     pub fn lpatch_nr_cpu_ids() -> core::ffi::c_int;

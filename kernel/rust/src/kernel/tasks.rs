@@ -1,10 +1,10 @@
 //! What a transition needs of the kernel's tasks: their per-task patch state
-//! (`task_struct.patch_state`), a walk of every task under `tasklist_lock` that checks each
-//! one's reliably unwound stack, the idle tasks (not on the task list), the switch at
-//! syscall exit, and the claim on that state: the in-kernel livepatch's `klp_mutex`, held
-//! for the whole transition with its `klp_transition_patch` NULL (so the two cores'
-//! transitions exclude each other). None of it is exported: the symbols are found through
-//! kallsyms, on a CONFIG_LIVEPATCH kernel only.
+//! (`task_struct.patch_state`), a walk of every task under `tasklist_lock` (let go every
+//! few tasks) that checks each one's reliably unwound stack, the idle tasks (not on the
+//! task list), the switch at syscall exit, and the claim on that state: the in-kernel
+//! livepatch's `klp_mutex`, held for the whole transition with its `klp_transition_patch`
+//! NULL (so the two cores' transitions exclude each other). None of it is exported: the
+//! symbols are found through kallsyms, on a CONFIG_LIVEPATCH kernel only.
 
 use super::ffi;
 use super::sync::sync_cpus;
@@ -17,6 +17,11 @@ type TaskCallF = unsafe extern "C" fn(*mut c_void, *mut c_void) -> c_int;
 type TaskCallFunc = unsafe extern "C" fn(*mut c_void, TaskCallF, *mut c_void) -> c_int;
 type TaskCurr = unsafe extern "C" fn(*const c_void) -> c_int;
 type SaveReliable = unsafe extern "C" fn(*mut c_void, *mut c_ulong, c_uint) -> c_int;
+
+/// Stack checks between two holds of tasklist_lock (each a few µs).
+const CHECKS_PER_HOLD: u32 = 8;
+/// Passes of one walk: the first, and those confirming a pass that let go of the lock.
+const CONFIRMING_PASSES: u32 = 3;
 
 /// Return addresses kept of one stack: deeper stacks count as unreliable (as upstream's).
 const STACK_ENTRIES: usize = 100;
@@ -72,28 +77,35 @@ impl TaskSyms {
         }
     }
 
-    /// Calls `f` on every task: the task list's under tasklist_lock, then each possible
-    /// CPU's idle task (with the CPU and whether it is online).
-    fn for_each_task(&self, f: &mut dyn FnMut(*mut c_void, Option<(c_int, bool)>)) {
+    /// Calls `f` on every task of the task list under tasklist_lock; when `f` returns true
+    /// the lock is let go for a moment before the next. Returns whether every task was seen
+    /// (a walk let go after a task that exited meanwhile stops there); `longest_ns` grows
+    /// to the longest hold.
+    fn walk_list(&self, f: &mut dyn FnMut(*mut c_void) -> bool, longest_ns: &mut u64) -> bool {
         struct Ctx<'a> {
-            f: &'a mut dyn FnMut(*mut c_void, Option<(c_int, bool)>),
+            f: &'a mut dyn FnMut(*mut c_void) -> bool,
         }
         unsafe extern "C" fn cb(t: *mut c_void, data: *mut c_void) -> c_int {
             // SAFETY: data is the Ctx below, alive for the walk; t a task the walk holds.
             let ctx = unsafe { &mut *(data as *mut Ctx<'_>) };
-            (ctx.f)(t, None);
-            0
+            (ctx.f)(t) as c_int
         }
         let mut ctx = Ctx { f };
-        // SAFETY: tasklist_lock is the kernel's rwlock_t; the callback matches and ctx
-        // outlives the call.
+        // SAFETY: tasklist_lock is the kernel's rwlock_t; the callback matches, ctx and
+        // longest_ns outlive the call. The core's thread walks, in process context.
         unsafe {
-            ffi::lpatch_for_each_task(
+            ffi::lpatch_walk_tasks(
                 self.tasklist_lock as *mut c_void,
                 Some(cb),
                 &mut ctx as *mut Ctx<'_> as *mut c_void,
+                longest_ns,
             )
-        };
+        }
+    }
+
+    /// Calls `f` on each possible CPU's idle task (not on the task list), with the CPU and
+    /// whether it is online.
+    fn for_each_idle(&self, f: &mut dyn FnMut(*mut c_void, c_int, bool)) {
         // SAFETY: plain reads of the kernel's CPU masks and idle task pointers (idle tasks
         // live as long as the kernel).
         unsafe {
@@ -101,18 +113,29 @@ impl TaskSyms {
                 if ffi::lpatch_cpu_possible(cpu) {
                     let idle = ffi::lpatch_idle_task(self.idle_threads as *mut *mut c_void, cpu);
                     if !idle.is_null() {
-                        (ctx.f)(idle, Some((cpu, ffi::lpatch_cpu_online(cpu))));
+                        f(idle, cpu, ffi::lpatch_cpu_online(cpu));
                     }
                 }
             }
         }
     }
 
+    /// Sets every task's state, idle tasks included, under one hold of the lock (no fork
+    /// can slip past: a child copies its parent's state under the lock written).
     fn set_all(&self, state: c_int) {
-        self.for_each_task(&mut |t, _| {
+        let set = |t: *mut c_void| {
             // SAFETY: t is a live task (held by the walk); patch_state is a plain int.
             unsafe { ffi::lpatch_task_set_patch_state(t, state) }
-        });
+        };
+        let mut held = 0;
+        self.walk_list(
+            &mut |t| {
+                set(t);
+                false
+            },
+            &mut held,
+        );
+        self.for_each_idle(&mut |t, _, _| set(t));
     }
 
     /// Claims the per-task state: takes klp_mutex without waiting (EBUSY when the
@@ -139,31 +162,61 @@ impl TaskSyms {
     }
 
     /// One walk: each task not in `goal` whose stack holds nothing in `ranges` is switched.
+    /// The task list's lock is let go after every few stack checks (a walk of thousands
+    /// of tasks under it once stalled big machines), so forks may slip past the walk's
+    /// cursor: a walk that let go and found every task switched is confirmed by another
+    /// pass (a pass with nothing left to check never lets go).
     pub fn switch(&self, goal: i32, ranges: &Ranges) -> WalkResult {
         let mut r = WalkResult::default();
-        self.for_each_task(&mut |t, idle| {
-            // SAFETY: t is a live task held by the walk.
+        let mut settled = false;
+        for _pass in 0..CONFIRMING_PASSES {
+            let mut longest = r.longest_hold_ns;
+            r = WalkResult::default();
+            let mut checks = 0;
+            let mut let_go = false;
+            let whole = self.walk_list(
+                &mut |t| {
+                    // SAFETY: t is a live task held by the walk.
+                    if unsafe { ffi::lpatch_task_patch_state(t) } == goal {
+                        return false;
+                    }
+                    count(&mut r, self.try_switch(t, goal, ranges));
+                    checks += 1;
+                    let go = checks % CHECKS_PER_HOLD == 0;
+                    let_go |= go;
+                    go
+                },
+                &mut longest,
+            );
+            r.longest_hold_ns = longest;
+            if !whole {
+                // Stopped at a task that exited while the lock was let go: the rest is
+                // for the next walk.
+                r.remaining += 1;
+            }
+            settled = r.remaining > 0 || !let_go;
+            if settled {
+                break;
+            }
+        }
+        if !settled {
+            // Every pass let go of the lock: not confirmed; the next walk tries again.
+            r.remaining += 1;
+        }
+        self.for_each_idle(&mut |t, cpu, online| {
+            // SAFETY: t is an idle task (they live as long as the kernel).
             if unsafe { ffi::lpatch_task_patch_state(t) } == goal {
                 return;
             }
-            let found = match idle {
+            let found = if online {
+                self.try_switch_idle(t, cpu, goal, ranges)
+            } else {
                 // An offline CPU's idle task does not run: switched as is.
-                Some((_, false)) => {
-                    // SAFETY: as above.
-                    unsafe { ffi::lpatch_task_set_patch_state(t, goal) };
-                    SWITCHED
-                }
-                Some((cpu, true)) => self.try_switch_idle(t, cpu, goal, ranges),
-                None => self.try_switch(t, goal, ranges),
+                // SAFETY: as above.
+                unsafe { ffi::lpatch_task_set_patch_state(t, goal) };
+                SWITCHED
             };
-            if found != SWITCHED {
-                r.remaining += 1;
-                match found {
-                    RUNNING => r.running += 1,
-                    IN_PATCHED_CODE => r.in_patched_code += 1,
-                    _ => r.unreliable += 1,
-                }
-            }
+            count(&mut r, found);
         });
         r
     }
@@ -220,6 +273,18 @@ impl TaskSyms {
         self.claimed.set(false);
         // SAFETY: taken in `begin` by this same task (the transition owner).
         unsafe { ffi::lpatch_mutex_unlock(self.klp_mutex as *mut c_void) };
+    }
+}
+
+/// Adds what checking one task found to a walk's result.
+fn count(r: &mut WalkResult, found: c_int) {
+    if found != SWITCHED {
+        r.remaining += 1;
+        match found {
+            RUNNING => r.running += 1,
+            IN_PATCHED_CODE => r.in_patched_code += 1,
+            _ => r.unreliable += 1,
+        }
     }
 }
 
