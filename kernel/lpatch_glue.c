@@ -15,6 +15,7 @@
 #include <linux/tracepoint.h>
 #include <linux/ftrace.h>
 #include <linux/kernfs.h>
+#include <linux/kallsyms.h>
 #include <linux/kobject.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
@@ -217,6 +218,30 @@ bool lpatch_walk_tasks(rwlock_t *tasklist, int (*f)(struct task_struct *, void *
 	*longest_ns = max(*longest_ns, ktime_get_ns() - start);
 	read_unlock(tasklist);
 	return true;
+}
+
+/* What a stall report says of a task, and the nudges for tasks not yet switched. */
+int lpatch_task_pid(struct task_struct *t) { return task_pid_nr(t); }
+void lpatch_task_comm(struct task_struct *t, char *buf) { strscpy_pad(buf, t->comm, TASK_COMM_LEN); }
+bool lpatch_task_is_kthread(struct task_struct *t) { return t->flags & PF_KTHREAD; }
+/* wake_up_state is not exported: the caller found it through kallsyms. */
+void lpatch_wake_kthread(struct task_struct *t, int (*wake_up_state)(struct task_struct *, unsigned int))
+{
+	wake_up_state(t, TASK_INTERRUPTIBLE);
+}
+/* set_notify_signal(), a static inline over wake_up_state. */
+void lpatch_notify_signal(struct task_struct *t, int (*wake_up_state)(struct task_struct *, unsigned int))
+{
+	if (!test_and_set_tsk_thread_flag(t, TIF_NOTIFY_SIGNAL) && !wake_up_state(t, TASK_INTERRUPTIBLE))
+		kick_process(t);
+}
+u64 lpatch_now_ns(void) { return ktime_get_ns(); }
+void lpatch_describe_code(char *buf, size_t len, unsigned long addr)
+{
+	char sym[KSYM_SYMBOL_LEN];
+
+	sprint_symbol(sym, addr);
+	strscpy(buf, sym, len);
 }
 
 /* The idle task of a CPU, from smpboot's per-CPU idle_threads (found through kallsyms). */

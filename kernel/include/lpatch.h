@@ -28,9 +28,10 @@
  *    replacement before the module is freed, but not for a replacement that sleeps.
  *  - While init runs, the patch is its init's: the patch's sysfs `enabled` refuses writes
  *    (EBUSY) until init has returned.
- *  - A patch once enabled pins its module for good (there is no consistency model yet to
- *    tell when no task still runs its code), so exit only ever runs for a patch that was
- *    never enabled; it unregisters it.
+ *  - The core holds the patch module while its patch is enabled or in a transition: exit
+ *    runs only once the patch is disabled and no task can be in its code any more (on a
+ *    kernel without CONFIG_LIVEPATCH, where that cannot be told, only for a patch never
+ *    enabled); it unregisters the patch.
  *  - Never `rmmod -f` a patch module: forced removal frees its code although calls may be
  *    inside it. The core removes the patch as the module goes (and drops the references it
  *    held for it) and waits as above, which does not cover a replacement that sleeps.

@@ -14,7 +14,8 @@
  *                   once, so it runs over and over where RCU is not watching), counting
  *                   its calls in the read-only parameter idle_calls; 4 an
  *                   lpt_sleeper_nap that sleeps while the parameter hold is 1 (writable),
- *                   counting its calls in naps: a task inside a patch's new code
+ *                   counting its calls in naps: a task inside a patch's new code; 5 a
+ *                   __x64_sys_getpid that returns the pid with bit 30 set
  *   bad=1..5        NULL patch / NULL mod / NULL objs / NULL funcs / NULL new_func
  *   twice=1         register a second time (expects -EEXIST) before enabling
  *   enable=0        register only
@@ -114,6 +115,11 @@ static int lp_test_nap(void)
 	return 1;
 }
 
+static long lp_test_getpid(const struct pt_regs *regs)
+{
+	return task_tgid_vnr(current) | (1L << 30);
+}
+
 static struct lp_func funcs[3];
 static struct lp_object objs[2];
 static struct lp_patch patch;
@@ -194,7 +200,8 @@ static int __init lp_test_init(void)
 	void *new_func = repl == 1 ? (void *)lp_test_cmdline :
 			 repl == 2 ? (void *)lp_test_message :
 			 repl == 3 ? (void *)lp_test_idle :
-			 repl == 4 ? (void *)lp_test_nap : (void *)lp_test_noop;
+			 repl == 4 ? (void *)lp_test_nap :
+			 repl == 5 ? (void *)lp_test_getpid : (void *)lp_test_noop;
 	int ret, ret2;
 
 	funcs[0] = (struct lp_func){ .old_name = func, .new_func = new_func,

@@ -9,6 +9,11 @@
  * A second thread, lpt_napper, calls lpt_sleeper_nap() (which returns at once) and
  * sleeps 50 ms between calls outside it, so it switches at once; a replacement of
  * lpt_sleeper_nap that sleeps keeps it inside a patch's new code.
+ *
+ * A third, lpt_dozer, sleeps an hour inside lpt_sleeper_doze() unless woken, then 1.5 s
+ * outside it, and again. A user task writing "hold" sleeps inside lpt_sleeper_hold()
+ * until "unhold" is written, or a signal interrupts it (the write then restarts). The
+ * read-only parameters dozes and holds count the calls of each.
  */
 #include <linux/delay.h>
 #include <linux/kthread.h>
@@ -21,7 +26,11 @@
 static DECLARE_WAIT_QUEUE_HEAD(lpt_sleeper_wq);
 static bool lpt_released;
 static const char *lpt_where = "starting";
-static struct task_struct *lpt_thread, *lpt_napper;
+static struct task_struct *lpt_thread, *lpt_napper, *lpt_dozer;
+static bool lpt_unheld;
+static unsigned long dozes, holds;
+module_param(dozes, ulong, 0444);
+module_param(holds, ulong, 0444);
 
 /* Where the thread sleeps until released: the function a patch replaces. */
 noinline int lpt_sleeper_wait(void)
@@ -62,6 +71,31 @@ static int lpt_napper_thread(void *data)
 	return 0;
 }
 
+noinline void lpt_sleeper_doze(void)
+{
+	WRITE_ONCE(dozes, dozes + 1);
+	schedule_timeout_interruptible(3600 * HZ);
+	/* Not a tail call: this function stays on the stack while the thread sleeps. */
+	barrier();
+}
+
+static int lpt_dozer_thread(void *data)
+{
+	while (!kthread_should_stop()) {
+		lpt_sleeper_doze();
+		/* Outside the function long enough for a walk to find it here. */
+		if (!kthread_should_stop())
+			msleep(1500);
+	}
+	return 0;
+}
+
+noinline int lpt_sleeper_hold(void)
+{
+	WRITE_ONCE(holds, holds + 1);
+	return wait_event_interruptible(lpt_sleeper_wq, READ_ONCE(lpt_unheld));
+}
+
 static int lpt_sleeper_show(struct seq_file *m, void *v)
 {
 	seq_printf(m, "%s\n", READ_ONCE(lpt_where));
@@ -79,9 +113,17 @@ static ssize_t lpt_sleeper_write(struct file *file, const char __user *buf, size
 
 	if (copy_from_user(word, buf, min(len, sizeof(word) - 1)))
 		return -EFAULT;
-	if (strncmp(word, "release", 7))
+	if (!strncmp(word, "hold", 4)) {
+		int ret = lpt_sleeper_hold();
+
+		return ret ? ret : len;
+	}
+	if (!strncmp(word, "unhold", 6))
+		WRITE_ONCE(lpt_unheld, true);
+	else if (!strncmp(word, "release", 7))
+		WRITE_ONCE(lpt_released, true);
+	else
 		return -EINVAL;
-	WRITE_ONCE(lpt_released, true);
 	wake_up_interruptible(&lpt_sleeper_wq);
 	return len;
 }
@@ -109,11 +151,19 @@ static int __init lpt_sleeper_init(void)
 		remove_proc_entry("lpt_sleeper", NULL);
 		return PTR_ERR(lpt_napper);
 	}
+	lpt_dozer = kthread_run(lpt_dozer_thread, NULL, "lpt_dozer");
+	if (IS_ERR(lpt_dozer)) {
+		kthread_stop(lpt_napper);
+		kthread_stop(lpt_thread);
+		remove_proc_entry("lpt_sleeper", NULL);
+		return PTR_ERR(lpt_dozer);
+	}
 	return 0;
 }
 
 static void __exit lpt_sleeper_exit(void)
 {
+	kthread_stop(lpt_dozer);
 	kthread_stop(lpt_napper);
 	kthread_stop(lpt_thread);
 	remove_proc_entry("lpt_sleeper", NULL);

@@ -310,7 +310,7 @@ static int __init lpb_lp_init(void)
 	return 0;
 }}
 
-/* Runs only for a patch never enabled: an enabled one pins its module for good. */
+/* Runs once the patch is disabled and its transition over (or it was never enabled). */
 static void __exit lpb_lp_exit(void)
 {{
 	if (registered)

@@ -256,10 +256,10 @@ pub fn timeout(steps: &[Step], min: u64) -> u64 {
 }
 
 /// The boots of a run. `cfg.combine`: one boot per core and target holding every step
-/// (the quick variant: later steps then find the pinned, disabled patch modules of
-/// earlier ones); otherwise a fresh boot for every P2 step and repetition, since lpatch's
-/// pinned patch modules cannot be unloaded and lpatch and klp cannot hold one function at
-/// once. klp runs at the sizes [`Config::klp_measured`] allows only, P1 only if `cfg.p1`.
+/// (the quick variant: later steps then find the disabled patch modules of earlier ones
+/// still loaded); otherwise a fresh boot for every P2 step and repetition, so that every
+/// measurement starts from the same machine (and lpatch and klp cannot hold one function
+/// at once). klp runs at the sizes [`Config::klp_measured`] allows only, P1 only if `cfg.p1`.
 pub fn boots(cfg: &Config) -> Vec<Boot> {
     let boot = |name: String, steps: Vec<Step>| Boot {
         name,
@@ -269,7 +269,7 @@ pub fn boots(cfg: &Config) -> Vec<Boot> {
     };
     let p2 = |core: Core, n: usize| -> Vec<Step> {
         match core {
-            // raw after lpatch: its module unloads; lpatch's stays pinned
+            // raw after lpatch, in the same boot
             Core::Lpatch => vec![Step::P2(Core::Lpatch, n), Step::P2(Core::Raw, n)],
             Core::Klp if cfg.klp_measured(n) => vec![Step::P2(Core::Klp, n)],
             _ => Vec::new(),

@@ -5,9 +5,9 @@
 //! Runs on both kernels (`make test` and `make test-debug`).
 //!
 //! The patch is the benchmark's (`lpb_lp_10000` on `lpb_target_big`, generated and built by
-//! [`lpatch_bench::prepare`], about 20 s of kbuild the first time, nothing after). A patch
-//! once enabled pins its module for good (lpatch.h: no consistency model yet), so its
-//! module's exit never runs again and user space cannot unregister it. The test therefore:
+//! [`lpatch_bench::prepare`], about 20 s of kbuild the first time, nothing after). Every
+//! enable and disable is a transition (the consistency model) over the ranges of 20,000
+//! functions, old and new. The test:
 //! 1. registers it without enabling (`register_only=1`): 10,000 function directories,
 //!    `enabled` 0, every function still the original; rmmod unregisters it (the module's
 //!    exit) and its sysfs directory goes;
@@ -16,7 +16,9 @@
 //!    after the disable (none), then registers and enables it as a patch module does;
 //! 3. from user space: all 10,000 return the patched value, sysfs shows 10,000 function
 //!    directories with the right addresses, `echo 0 > enabled` brings every original back,
-//!    `echo 1` every replacement, and `echo 0` the originals again.
+//!    `echo 1` every replacement, and `echo 0` the originals again;
+//! 4. once that disable's transition has ended the core no longer holds the patch module:
+//!    rmmod unloads it (its exit unregisters the patch) and its sysfs directory goes.
 //!
 //! Needs `make all` (lpatch.ko).
 
@@ -81,6 +83,9 @@ check reenabled
 echo 0 > $D/enabled || fail disable again
 echo "@redisabled $(cat $D/enabled)"
 check redisabled
+while grep -qs 1 $D/transition; do sleep 0.1; done
+if rmmod $P; then echo "@unloaded yes"; else echo "@unloaded no"; fi
+if [ -e $D ]; then echo "@unloaded-dir present"; else echo "@unloaded-dir gone"; fi
 echo "@done"
 "#
     )
@@ -176,7 +181,7 @@ fn patch_of_10000_functions_registers_enables_disables_unregisters() {
             "@{k}: sysfs and kallsyms disagree\n{report}"
         );
     }
-    // disabled: every original back; the patch stays registered (and pinned)
+    // disabled: every original back; the patch stays registered
     eq("disabled", "0");
     eq("funcs-disabled", &dirs);
     eq("check-disabled", none_patched);
@@ -184,4 +189,7 @@ fn patch_of_10000_functions_registers_enables_disables_unregisters() {
     eq("check-reenabled", &all_patched);
     eq("redisabled", "0");
     eq("check-redisabled", none_patched);
+    // 4. disabled for good: its module unloads
+    eq("unloaded", "yes");
+    eq("unloaded-dir", "gone");
 }

@@ -19,7 +19,7 @@ use lpatch_logic::model::{FuncDesc, ObjectDesc, PatchDesc};
 use lpatch_logic::redirect::Table;
 use lpatch_logic::reloc::{RelaDesc, RelaSectionDesc, SHF_ALLOC, SHN_LIVEPATCH};
 use lpatch_logic::seam::{DirKind, Kernel, ModuleRef, SysfsDir};
-use lpatch_logic::transition::{Ranges, WalkResult, UNDEFINED};
+use lpatch_logic::transition::{Blocked, Blocker, Nudged, Ranges, WalkResult, UNDEFINED};
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -118,6 +118,8 @@ struct State {
     /// Walks made (tasks_switch calls), and registrations of the system call exit switch.
     walks: u32,
     syscall_switches: u32,
+    /// The monotonic clock, ms.
+    clock_ms: u64,
 }
 
 /// A task of the fake machine: its per-task patch state and what a walk would find.
@@ -130,6 +132,11 @@ struct Task {
     running: bool,
     /// Its stack cannot be unwound reliably.
     unreliable: bool,
+    /// A kernel thread (woken by a nudge) rather than a user task (sent a fake signal).
+    kthread: bool,
+    comm: String,
+    /// Nudges it got.
+    nudges: u32,
 }
 
 /// A task's identity on the fake machine.
@@ -494,13 +501,39 @@ impl Fake {
     pub fn add_task(&self, stack: &[usize]) -> TaskId {
         let mut s = self.0.borrow_mut();
         let state = s.tasks.first().map_or(UNDEFINED, |t| t.state);
+        let comm = format!("task{}", s.tasks.len());
         s.tasks.push(Task {
             state,
             stack: stack.to_vec(),
             running: false,
             unreliable: false,
+            kthread: false,
+            comm,
+            nudges: 0,
         });
         TaskId(s.tasks.len() - 1)
+    }
+
+    /// A task's pid on the fake machine.
+    pub fn pid(&self, t: TaskId) -> i32 {
+        t.0 as i32 + 100
+    }
+
+    /// Makes `t` a kernel thread named `comm`.
+    pub fn set_kthread(&self, t: TaskId, comm: &str) {
+        let mut s = self.0.borrow_mut();
+        s.tasks[t.0].kthread = true;
+        s.tasks[t.0].comm = comm.into();
+    }
+
+    /// The nudges (wake-ups or fake signals) task `t` got.
+    pub fn nudges(&self, t: TaskId) -> u32 {
+        self.0.borrow().tasks[t.0].nudges
+    }
+
+    /// Moves the fake's monotonic clock on.
+    pub fn advance_ms(&self, ms: u64) {
+        self.0.borrow_mut().clock_ms += ms;
     }
 
     /// A child of `parent`: its state is the parent's (copy_process copies it).
@@ -509,6 +542,7 @@ impl Fake {
         let mut t = s.tasks[parent.0].clone();
         t.stack.clear();
         t.running = false;
+        t.nudges = 0;
         s.tasks.push(t);
         TaskId(s.tasks.len() - 1)
     }
@@ -1031,7 +1065,12 @@ impl Kernel for Fake {
         Ok(())
     }
 
-    fn tasks_switch(&self, goal: i32, ranges: &Ranges) -> WalkResult {
+    fn tasks_switch(
+        &self,
+        goal: i32,
+        ranges: &Ranges,
+        blocked: &mut dyn FnMut(&Blocker),
+    ) -> WalkResult {
         let _s = Suspended::new();
         let mut s = self.0.borrow_mut();
         if !s.claimed {
@@ -1039,23 +1078,70 @@ impl Kernel for Fake {
         }
         s.walks += 1;
         let mut r = WalkResult::default();
-        for t in &mut s.tasks {
+        for (n, t) in s.tasks.iter_mut().enumerate() {
             if t.state == goal {
                 continue;
             }
-            if t.running {
+            let why = if t.running {
                 r.running += 1;
+                Blocked::Running
             } else if t.unreliable {
                 r.unreliable += 1;
-            } else if t.stack.iter().any(|&a| ranges.hit(a).is_some()) {
+                Blocked::Unreliable
+            } else if let Some(&a) = t.stack.iter().find(|&&a| ranges.hit(a).is_some()) {
                 r.in_patched_code += 1;
+                Blocked::InCode(a)
             } else {
                 t.state = goal;
                 continue;
-            }
+            };
             r.remaining += 1;
+            let mut comm = [0u8; 16];
+            let len = t.comm.len().min(15);
+            comm[..len].copy_from_slice(&t.comm.as_bytes()[..len]);
+            blocked(&Blocker {
+                pid: n as i32 + 100,
+                comm,
+                why,
+            });
         }
         r
+    }
+
+    fn tasks_nudge(&self, goal: i32) -> Nudged {
+        let _s = Suspended::new();
+        let mut s = self.0.borrow_mut();
+        let mut n = Nudged::default();
+        for t in s.tasks.iter_mut().filter(|t| t.state != goal) {
+            t.nudges += 1;
+            if t.kthread {
+                n.kthreads += 1;
+            } else {
+                n.user += 1;
+            }
+        }
+        n
+    }
+
+    fn now_ms(&self) -> u64 {
+        let _s = Suspended::new();
+        self.0.borrow().clock_ms
+    }
+
+    fn describe_code<'b>(&self, addr: usize, buf: &'b mut [u8; 128]) -> &'b str {
+        let _s = Suspended::new();
+        let s = self.0.borrow();
+        let text = match s
+            .symbols
+            .iter()
+            .find(|y| y.addr <= addr && addr < y.addr + FUNC_SIZE)
+        {
+            Some(y) => format!("{}+{:#x}/{:#x}", y.name, addr - y.addr, FUNC_SIZE),
+            None => format!("{addr:#x}"),
+        };
+        let n = text.len().min(buf.len());
+        buf[..n].copy_from_slice(&text.as_bytes()[..n]);
+        std::str::from_utf8(&buf[..n]).unwrap_or("?")
     }
 
     fn syscall_exit_switch(&self, goal: Option<i32>) -> Result {

@@ -428,3 +428,85 @@ fn a_disabled_patch_module_is_not_pinned_and_may_be_enabled_again() {
     assert!(m.c.patches.is_empty());
     m.k.check_invariants(&m.c, &[]);
 }
+
+#[test]
+fn a_stalled_transition_names_its_tasks_every_15_s_and_nudges_them() {
+    let mut m = machine();
+    let kthread = m.k.add_task(&[0x7000, m.g + 0x20]);
+    m.k.set_kthread(kthread, "lpt_sleeper");
+    let busy = m.k.add_task(&[]);
+    m.k.set_running(busy, true);
+    let odd = m.k.add_task(&[]);
+    m.k.set_unreliable(odd, true);
+    let clean = m.k.add_task(&[0x5000]);
+    m.c.enable(KEY_A).unwrap();
+    m.k.advance_ms(14_000);
+    assert!(!m.c.try_complete_transition());
+    assert!(!m.k.logged(&["not complete after"]), "{:#?}", m.k.log());
+    assert_eq!(m.k.nudges(kthread), 0);
+    m.k.advance_ms(1_000);
+    assert!(!m.c.try_complete_transition());
+    assert!(m.k.logged(&[
+        "patch a: transition to enabled not complete after 15 s: 3 tasks not switched (1 in the patch's code, 1 running, 1 with an unreliable stack); the in-kernel livepatch and module loads wait meanwhile; write 0 to its enabled to reverse it"
+    ]), "{:#?}", m.k.log());
+    let (pk, pb, po) = (m.k.pid(kthread), m.k.pid(busy), m.k.pid(odd));
+    assert!(m.k.logged(&[&format!(
+        "patch a: pid {pk} (lpt_sleeper) is in g_two+0x20/0x100"
+    )]));
+    assert!(m
+        .k
+        .logged(&[&format!("patch a: pid {pb} (task{}) is running", busy.0)]));
+    assert!(m.k.logged(&[&format!(
+        "patch a: pid {po} (task{}) has an unreliable stack",
+        odd.0
+    )]));
+    // Each task not switched is nudged once; a switched one is left alone.
+    assert!(m
+        .k
+        .logged(&["patch a: woke 1 kernel thread and sent 2 user tasks a fake signal"]));
+    for t in [kthread, busy, odd] {
+        assert_eq!(m.k.nudges(t), 1);
+    }
+    assert_eq!(m.k.nudges(clean), 0);
+    // Not again before another 15 s.
+    m.k.clear_log();
+    m.k.advance_ms(10_000);
+    assert!(!m.c.try_complete_transition());
+    assert!(!m.k.logged(&["not complete after"]));
+    m.k.advance_ms(5_000);
+    assert!(!m.c.try_complete_transition());
+    assert!(m.k.logged(&["not complete after 30 s: 3 tasks"]));
+    assert_eq!(m.k.nudges(kthread), 2);
+    // Woken, it leaves; the others stop blocking: the transition ends.
+    m.k.set_stack(kthread, &[0x7000]);
+    m.k.set_running(busy, false);
+    m.k.set_unreliable(odd, false);
+    assert!(m.c.try_complete_transition());
+    m.k.check_invariants(&m.c, &[(m.pm, 1)]);
+}
+
+#[test]
+fn a_stall_report_names_the_first_tasks_and_counts_the_rest() {
+    let mut m = machine();
+    for _ in 0..11 {
+        m.k.add_task(&[m.f + 4]);
+    }
+    m.c.enable(KEY_A).unwrap();
+    m.k.advance_ms(15_000);
+    assert!(!m.c.try_complete_transition());
+    assert!(m
+        .k
+        .logged(&["not complete after 15 s: 11 tasks not switched (11 in the patch's code"]));
+    assert_eq!(
+        m.k.log()
+            .iter()
+            .filter(|l| l.contains("is in f_one+0x4/0x100"))
+            .count(),
+        8
+    );
+    assert!(m.k.logged(&["patch a: ... and 3 tasks not named here"]));
+    assert!(m.k.logged(&["sent 11 user tasks a fake signal"]));
+    m.c.disable(KEY_A).unwrap();
+    assert!(m.c.try_complete_transition());
+    m.k.check_invariants(&m.c, &[]);
+}

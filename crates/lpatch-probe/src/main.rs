@@ -195,6 +195,96 @@ fn arp_long_devname() -> Result<String, String> {
     Ok(out)
 }
 
+/// What a patch of getpid (lp_test's repl=5) returns: the pid with this bit set.
+const GETPID_PATCHED_BIT: libc::pid_t = 1 << 30;
+
+/// `procs` processes call getpid for `secs` seconds while the test patches and unpatches
+/// it: each call must return the old value (the pid) or the new one (the pid with
+/// GETPID_PATCHED_BIT), and a process's calls may turn from one to the other only as often
+/// as the test changes the patch. Prints the calls of each kind, the calls that returned
+/// anything else, and the most turns one process saw.
+fn getpid_storm(procs: &str, secs: &str) -> Result<String, String> {
+    let procs: usize = procs
+        .parse()
+        .map_err(|_| format!("bad process count {procs}"))?;
+    let secs: u64 = secs.parse().map_err(|_| format!("bad duration {secs}"))?;
+    let mut fds = [0; 2];
+    // SAFETY: fds has room for the two descriptors.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        return Err(format!("pipe: {}", last_errno()));
+    }
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    for _ in 0..procs {
+        // SAFETY: the child only calls getpid, write and _exit.
+        match unsafe { libc::fork() } {
+            -1 => return Err(format!("fork: {}", last_errno())),
+            0 => {
+                // SAFETY: getpid and nice have no preconditions. Niced, the callers leave
+                // the test's shell (and the core's thread) the CPU when they want it.
+                let pid = unsafe {
+                    libc::nice(19);
+                    libc::getpid()
+                };
+                let (mut old, mut new, mut other, mut turns) = (0u64, 0u64, 0u64, 0u64);
+                let mut last = None;
+                while std::time::Instant::now() < end {
+                    for _ in 0..1000 {
+                        // SAFETY: as above.
+                        let r = unsafe { libc::getpid() };
+                        let patched = if r == pid {
+                            old += 1;
+                            false
+                        } else if r == pid | GETPID_PATCHED_BIT {
+                            new += 1;
+                            true
+                        } else {
+                            other += 1;
+                            continue;
+                        };
+                        turns += (last.is_some_and(|l| l != patched)) as u64;
+                        last = Some(patched);
+                    }
+                }
+                let line = format!("{old} {new} {other} {turns}\n");
+                // SAFETY: a write of a short buffer (atomic on a pipe) and the child's exit.
+                unsafe {
+                    libc::write(fds[1], line.as_ptr().cast(), line.len());
+                    libc::_exit(0);
+                }
+            }
+            _ => {}
+        }
+    }
+    // SAFETY: our copy of the write end; the children hold theirs until they exit.
+    unsafe { libc::close(fds[1]) };
+    let mut out = String::new();
+    {
+        use std::io::Read;
+        use std::os::fd::FromRawFd;
+        // SAFETY: fds[0] is the read end, owned from here on.
+        let mut f = unsafe { std::fs::File::from_raw_fd(fds[0]) };
+        f.read_to_string(&mut out).map_err(|e| e.to_string())?;
+    }
+    for _ in 0..procs {
+        // SAFETY: reaps any child.
+        unsafe { libc::wait(std::ptr::null_mut()) };
+    }
+    let (mut old, mut new, mut other, mut turns, mut seen) = (0u64, 0u64, 0u64, 0u64, 0);
+    for l in out.lines() {
+        let v: Vec<u64> = l.split(' ').filter_map(|x| x.parse().ok()).collect();
+        if let [o, n, x, t] = v[..] {
+            old += o;
+            new += n;
+            other += x;
+            turns = turns.max(t);
+            seen += 1;
+        }
+    }
+    Ok(format!(
+        "procs={seen} old={old} new={new} other={other} most-turns={turns}"
+    ))
+}
+
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let r = match args
@@ -206,8 +296,10 @@ fn main() -> ExitCode {
         ["rw-hint-on-immutable", path] => rw_hint_on_immutable(path),
         ["short-auxv"] => short_auxv(),
         ["arp-long-devname"] => arp_long_devname(),
+        ["getpid-storm", procs, secs] => getpid_storm(procs, secs),
         _ => Err(
-            "usage: lpatch-probe rw-hint-on-immutable FILE | short-auxv | arp-long-devname".into(),
+            "usage: lpatch-probe rw-hint-on-immutable FILE | short-auxv | arp-long-devname | getpid-storm PROCS SECS"
+                .into(),
         ),
     };
     match r {

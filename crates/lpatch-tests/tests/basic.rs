@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 //! A vmlinux function patched, shown in sysfs, disabled and re-enabled, with every bad
-//! write to `enabled` refused and the patch module pinned. KASLR boot: addresses are checked.
+//! write to `enabled` refused and the patch module held while enabled. KASLR boot: addresses
+//! are checked.
 
 use lpatch_tests::{log_has, tainted_k, vm, Facts};
 use lpatch_vm::Boot;
@@ -92,7 +93,7 @@ fn vmlinux_patch_sysfs_disable_enable_and_bad_writes() {
     f.ok("w1");
     f.eq("cmdline4", "this has been live patched");
     f.eq("traced4", "1");
-    // Pinned: no consistency model can prove no task still runs its code.
+    // Held while enabled: its code runs in place of the old.
     assert!(!f.get("rmmod").starts_with("rc=0"), "{}", f.report);
     f.eq("still", "/sys/module/livepatch_sample");
     assert!(f.get("refcnt").parse::<u32>().unwrap() >= 1);

@@ -20,6 +20,12 @@ use lpatch_vm::Boot;
 const HELPERS: &str = r#"
 waitfor() { i=0; while ! eval "$1" && [ $i -lt 200 ]; do sleep 0.1; i=$((i+1)); done; }
 K=/sys/kernel/livepatch/klp_cmdline
+# The in-kernel livepatch puts its patch module from a work item after the transition.
+klp_unload() {
+    echo 0 > $K/enabled
+    waitfor 'rmmod klp_cmdline 2>/dev/null'
+    show klp-unloaded grep -c "^klp_cmdline " /proc/modules
+}
 run sleeper insmod lpt_sleeper.ko
 waitfor 'grep -q waiting /proc/lpt_sleeper'
 show where0 cat /proc/lpt_sleeper
@@ -68,9 +74,7 @@ show klp-cmdline cat /proc/cmdline
 put off 0 $P/enabled
 settle
 run unload rmmod lp_test_a
-echo 0 > $K/enabled
-waitfor '[ ! -d $K ] || [ "$(cat $K/transition)" = 0 ]'
-run klp-unload rmmod klp_cmdline
+klp_unload
 run other-unload rmmod lp_test_b
 kill $pids
 "#;
@@ -157,7 +161,7 @@ fn a_kernel_thread_in_the_old_function_holds_the_transition_and_a_disable_revers
         "patch lp_test_a: transition to disabled complete (1 walk;",
     );
     f.ok("unload");
-    f.ok("klp-unload");
+    f.eq("klp-unloaded", "0");
     f.ok("other-unload");
 }
 
@@ -175,9 +179,7 @@ show cmdline cat /proc/cmdline
 put off 0 $R/lp_test_a/enabled
 settle
 run unload rmmod lp_test_a
-echo 0 > $K/enabled
-waitfor '[ ! -d $K ] || [ "$(cat $K/transition)" = 0 ]'
-run klp-unload rmmod klp_cmdline
+klp_unload
 "#;
 
 #[test]
@@ -212,7 +214,7 @@ fn a_transition_of_the_in_kernel_livepatch_refuses_an_enable() {
     f.eq("cmdline", "lp_test_a");
     f.ok("off");
     f.ok("unload");
-    f.ok("klp-unload");
+    f.eq("klp-unloaded", "0");
 }
 
 const NEW_CODE_SCRIPT: &str = r#"
@@ -284,4 +286,127 @@ fn a_task_in_the_new_code_holds_a_disable_and_an_enable_reverses_it() {
     f.ok("off3");
     f.ok("unload2");
     f.ok("sleeper-unload");
+}
+
+const STALL_SCRIPT: &str = r#"
+S=/sys/module/lpt_sleeper/parameters
+P=$R/lp_test_a
+echo release > /proc/lpt_sleeper
+(echo hold > /proc/lpt_sleeper; echo "rc=$?") > /tmp/hold.out 2>&1 &
+waitfor '[ "$(cat $S/holds)" -ge 1 ] && [ "$(cat $S/dozes)" -ge 1 ]'
+run load insmod lp_test_a.ko obj=lpt_sleeper func=lpt_sleeper_doze func2=lpt_sleeper_hold repl=0
+show trans1 cat $P/transition
+# A fork storm during the transition: children inherit their parent's state, exit
+# while walks let go of the task list, and are born behind their cursors.
+i=0; while [ $i -lt 300 ]; do (sleep 0.2) & i=$((i+1)); done
+sleep 8
+show trans2 cat $P/transition
+show hold-waits cat /tmp/hold.out
+waitfor '[ "$(cat $P/transition)" = 0 ]'
+show trans3 cat $P/transition
+waitfor '[ -s /tmp/hold.out ]'
+show hold-done cat /tmp/hold.out
+show holds cat $S/holds
+put off 0 $P/enabled
+settle
+run unload rmmod lp_test_a
+run sleeper-unload rmmod lpt_sleeper
+"#;
+
+#[test]
+fn a_stalled_transition_names_its_tasks_and_nudges_them_out_after_15_s() {
+    // (And a fork storm runs during it.)
+    let run = vm(Boot::Kaslr, &format!("{HELPERS}{STALL_SCRIPT}"))
+        .run()
+        .unwrap();
+    run.assert_ok();
+    let f = Facts::of(&run);
+    f.ok("load");
+    // A kernel thread and a user task asleep in the patched functions hold it.
+    f.eq("trans1", "1");
+    f.eq("trans2", "1");
+    f.eq("hold-waits", "");
+    log_has(
+        &run,
+        "patch lp_test_a: transition to enabled not complete after 15 s: 2 tasks not switched (2 in the patch's code, 0 running, 0 with an unreliable stack)",
+    );
+    let named = |comm: &str, func: &str| {
+        run.kernel_log.lines().any(|l| {
+            l.contains(&format!("({comm}) is in {func}+0x")) && l.contains("[lpt_sleeper]")
+        })
+    };
+    assert!(named("lpt_dozer", "lpt_sleeper_doze"), "{}", run.report());
+    assert!(named("sh", "lpt_sleeper_hold"), "{}", run.report());
+    log_has(
+        &run,
+        "patch lp_test_a: woke 1 kernel thread and sent 1 user task a fake signal",
+    );
+    // Woken, the kernel thread left; signalled, the user task's write restarted in the
+    // new code (which returns at once: the old one was entered once).
+    f.eq("trans3", "0");
+    f.eq("hold-done", "rc=0");
+    f.eq("holds", "1");
+    log_has(&run, "patch lp_test_a: transition to enabled complete (");
+    f.ok("off");
+    f.ok("unload");
+    f.ok("sleeper-unload");
+}
+
+const GETPID_SCRIPT: &str = r#"
+P=$R/lp_test_c
+(lpatch-probe getpid-storm 128 12 > /tmp/storm.out 2>&1; echo "rc=$?" >> /tmp/storm.out) &
+sleep 2
+run on1 insmod lp_test_c.ko func=__x64_sys_getpid repl=5
+settle
+sleep 1
+put off1 0 $P/enabled
+settle
+sleep 1
+put on2 1 $P/enabled
+settle
+sleep 1
+put off2 0 $P/enabled
+put on3 1 $P/enabled
+settle
+sleep 1
+put off3 0 $P/enabled
+settle
+waitfor 'grep -q rc= /tmp/storm.out'
+show storm cat /tmp/storm.out
+run unload rmmod lp_test_c
+"#;
+
+/// The upstream selftest's idea: getpid hammered by 128 processes while a patch of it is
+/// enabled, disabled, enabled, reversed halfway (or enabled again, if that transition had
+/// ended) and disabled: every call returns the old value or the new one, and no process
+/// turns between them more often than the patch changed.
+#[test]
+fn getpid_under_128_processes_returns_the_old_or_the_new_value() {
+    let run = vm(Boot::Kaslr, &format!("{HELPERS}{GETPID_SCRIPT}"))
+        .file(
+            lpatch_vm::static_binary("lpatch-probe", "lpatch-probe", "LPATCH_PROBE"),
+            "/bin/lpatch-probe",
+        )
+        .run()
+        .unwrap();
+    run.assert_ok();
+    let f = Facts::of(&run);
+    for k in ["on1", "off1", "on2", "off2", "on3", "off3", "unload"] {
+        f.ok(k);
+    }
+    let storm = f.get("storm");
+    let field = |name: &str| -> u64 {
+        storm
+            .split(' ')
+            .find_map(|w| w.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {storm:?}\n{}", run.report()))
+    };
+    eprintln!("getpid storm: {storm}");
+    assert_eq!(field("procs"), 128, "{}", run.report());
+    assert_eq!(field("rc"), 0, "{}", run.report());
+    assert_eq!(field("other"), 0, "{}", run.report());
+    assert!(field("old") > 0 && field("new") > 0, "{}", run.report());
+    assert!(field("most-turns") <= 6, "{}", run.report());
+    log_has(&run, "patch lp_test_c: transition to enabled complete (");
 }

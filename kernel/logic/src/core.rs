@@ -17,8 +17,11 @@ use crate::redirect::{PatchId, Redirector};
 use crate::reloc;
 use crate::resolve::{resolve, Target};
 use crate::seam::{DirKind, Kernel, ModuleRef, SysfsDir};
-use crate::transition::{Goal, Ranges, Transition};
+use crate::transition::{Blocked, Blocker, Goal, Ranges, Transition, WalkResult, STALL_REPORT_MS};
 use alloc::vec::Vec;
+
+/// Tasks a stalled transition names, at most, each time.
+const SHOWN_BLOCKERS: usize = 8;
 
 /// What the module notifier reports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -443,11 +446,14 @@ impl<K: Kernel> Core<K> {
     /// transition ends before this returns); if some are left, tasks switch as they leave
     /// a system call from then on (which costs every system call a little while it lasts).
     fn start_transition(&mut self, id: PatchId, goal: Goal) {
+        let now = self.k.now_ms();
         self.transition = Some(Transition {
             patch: id,
             goal,
             attempts: 0,
             longest_hold_ns: 0,
+            started_ms: now,
+            next_report_ms: now + STALL_REPORT_MS,
             exit_switch: false,
         });
         if self.try_complete_transition() {
@@ -473,18 +479,32 @@ impl<K: Kernel> Core<K> {
     pub fn try_complete_transition(&mut self) -> bool {
         let Some(t) = &mut self.transition else { return true };
         t.attempts += 1;
-        let (id, goal) = (t.patch, t.goal);
+        let (id, goal, next_report) = (t.patch, t.goal, t.next_report_ms);
         let Some(i) = self.index_of_id(id) else {
             // Its patch module went away mid-transition (forced): ended here, by the task
             // that owns transitions.
             self.end_transition();
             return true;
         };
-        let walk = self.k.tasks_switch(goal.state(), &self.patches[i].ranges);
+        let now = self.k.now_ms();
+        let report = now >= next_report;
+        let mut shown = [None; SHOWN_BLOCKERS];
+        let mut seen = 0;
+        let walk = self.k.tasks_switch(goal.state(), &self.patches[i].ranges, &mut |b| {
+            if report && seen < SHOWN_BLOCKERS {
+                shown[seen] = Some(*b);
+                seen += 1;
+            }
+        });
         let Some(t) = &mut self.transition else { return true };
         t.longest_hold_ns = t.longest_hold_ns.max(walk.longest_hold_ns);
         let (attempts, held_us) = (t.attempts, t.longest_hold_ns / 1000);
         if walk.remaining > 0 {
+            if report {
+                t.next_report_ms = now + STALL_REPORT_MS;
+                let secs = (now - t.started_ms) / 1000;
+                self.report_stall(i, goal, secs, &walk, &shown[..seen]);
+            }
             return false;
         }
         match goal {
@@ -509,6 +529,66 @@ impl<K: Kernel> Core<K> {
             held_us
         );
         true
+    }
+
+    /// A transition has not ended after `secs`: names the tasks it waits for (the first
+    /// few, `shown`), then nudges every task not yet switched, as the in-kernel livepatch
+    /// does. Never allocates.
+    fn report_stall(&self, i: usize, goal: Goal, secs: u64, walk: &WalkResult, shown: &[Option<Blocker>]) {
+        let name = &self.patches[i].name;
+        log_warn!(
+            self.k,
+            "patch {}: transition to {} not complete after {} s: {} not switched ({} in the patch's code, {} running, {} with an unreliable stack); the in-kernel livepatch and module loads wait meanwhile; write {} to its enabled to reverse it",
+            name,
+            goal.word(),
+            secs,
+            Count(walk.remaining, "task"),
+            walk.in_patched_code,
+            walk.running,
+            walk.unreliable,
+            (goal == Goal::Unpatched) as u8
+        );
+        for b in shown.iter().flatten() {
+            let mut buf = [0u8; 128];
+            match b.why {
+                Blocked::InCode(addr) => log_warn!(
+                    self.k,
+                    "patch {}: pid {} ({}) is in {}",
+                    name,
+                    b.pid,
+                    b.comm(),
+                    self.k.describe_code(addr, &mut buf)
+                ),
+                Blocked::Running => {
+                    log_warn!(self.k, "patch {}: pid {} ({}) is running", name, b.pid, b.comm())
+                }
+                Blocked::Unreliable => log_warn!(
+                    self.k,
+                    "patch {}: pid {} ({}) has an unreliable stack",
+                    name,
+                    b.pid,
+                    b.comm()
+                ),
+            }
+        }
+        if walk.remaining > shown.len() {
+            log_warn!(
+                self.k,
+                "patch {}: ... and {} not named here",
+                name,
+                Count(walk.remaining - shown.len(), "task")
+            );
+        }
+        let n = self.k.tasks_nudge(goal.state());
+        if n.kthreads + n.user > 0 {
+            log_info!(
+                self.k,
+                "patch {}: woke {} and sent {} a fake signal",
+                name,
+                Count(n.kthreads, "kernel thread"),
+                Count(n.user, "user task")
+            );
+        }
     }
 
     /// Stops switching at system call exit and gives the per-task state back.

@@ -14,7 +14,7 @@ pub use crate::log::Level;
 pub use crate::model::{FuncDesc, ObjectDesc, PatchDesc};
 pub use crate::redirect::Table;
 pub use crate::reloc::{RelaDesc, RelaSectionDesc};
-pub use crate::transition::{Ranges, WalkResult, PATCHED, UNDEFINED, UNPATCHED};
+pub use crate::transition::{Blocked, Blocker, Nudged, Ranges, WalkResult, PATCHED, UNDEFINED, UNPATCHED};
 
 /// A reference on a module: while it is held the module stays loaded (short of
 /// `rmmod -f`); dropping it puts the reference.
@@ -131,9 +131,19 @@ pub trait Kernel {
     fn tasks_begin(&self, initial: i32) -> Result;
     /// One walk: switches to state `goal` each task not in it whose stack, reliably
     /// unwound, holds no address in `ranges` (a task running on another CPU, or whose
-    /// stack cannot be unwound reliably, is not switched). Holds the task list locked only
-    /// a few stack checks at a time, and reports the longest hold. Never allocates.
-    fn tasks_switch(&self, goal: i32, ranges: &Ranges) -> WalkResult;
+    /// stack cannot be unwound reliably, is not switched), and calls `blocked` for each
+    /// task it could not switch (under the task list's lock: it must not sleep or take
+    /// locks). Holds the task list locked only a few stack checks at a time, and reports
+    /// the longest hold. Never allocates.
+    fn tasks_switch(&self, goal: i32, ranges: &Ranges, blocked: &mut dyn FnMut(&Blocker)) -> WalkResult;
+    /// Nudges each task not in state `goal`: wakes kernel threads sleeping interruptibly,
+    /// sends user tasks a fake signal. Never allocates.
+    fn tasks_nudge(&self, goal: i32) -> Nudged;
+    /// The kernel's monotonic clock, in ms.
+    fn now_ms(&self) -> u64;
+    /// Where code address `addr` is, for a log line ("function+0x1a/0x40 [module]"),
+    /// copied into `buf` (cut short if longer).
+    fn describe_code<'b>(&self, addr: usize, buf: &'b mut [u8; 128]) -> &'b str;
     /// Switches each task to `goal` as it leaves a system call (None: stops doing so,
     /// once no task can be doing it). When it already switches to another goal (a
     /// reversal), it returns once no task can still be switched to the old one. An error

@@ -123,8 +123,55 @@ pub struct Transition {
     pub attempts: u32,
     /// The longest a walk held the task list locked at once, in ns.
     pub longest_hold_ns: u64,
+    /// When it began, and when it next names the tasks it waits for (the kernel's
+    /// monotonic clock, ms).
+    pub started_ms: u64,
+    pub next_report_ms: u64,
     /// Whether tasks are switched at system call exit (from the second walk on).
     pub exit_switch: bool,
+}
+
+/// How often a transition that has not ended names the tasks it waits for, and nudges
+/// them (a wake-up for kernel threads, a fake signal for user tasks), as the in-kernel
+/// livepatch does.
+pub const STALL_REPORT_MS: u64 = 15_000;
+
+/// Why a walk could not switch a task.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Blocked {
+    /// Running on another CPU.
+    Running,
+    /// Its stack cannot be unwound reliably.
+    Unreliable,
+    /// This return address on its stack is in a function the transition changes.
+    InCode(usize),
+}
+
+/// A task a walk could not switch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Blocker {
+    pub pid: i32,
+    /// Its command name, NUL-padded (TASK_COMM_LEN).
+    pub comm: [u8; 16],
+    pub why: Blocked,
+}
+
+impl Blocker {
+    /// The command name, up to its first NUL ("?" if not UTF-8).
+    pub fn comm(&self) -> &str {
+        let n = self.comm.iter().position(|&b| b == 0).unwrap_or(self.comm.len());
+        core::str::from_utf8(&self.comm[..n]).unwrap_or("?")
+    }
+}
+
+/// What nudging the tasks not yet switched did.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Nudged {
+    /// Kernel threads woken (if they sleep interruptibly).
+    pub kthreads: usize,
+    /// User tasks sent a fake signal (no signal is delivered: an interruptible sleep ends
+    /// and the system call restarts, leaving through the switch at system call exit).
+    pub user: usize,
 }
 
 /// What a walk of the tasks found.

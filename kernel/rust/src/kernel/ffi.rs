@@ -64,6 +64,19 @@ extern "C" {
         data: *mut core::ffi::c_void,
         longest_ns: *mut u64,
     ) -> bool;
+    pub fn lpatch_task_pid(t: *mut core::ffi::c_void) -> core::ffi::c_int;
+    pub fn lpatch_task_comm(t: *mut core::ffi::c_void, buf: *mut u8);
+    pub fn lpatch_task_is_kthread(t: *mut core::ffi::c_void) -> bool;
+    pub fn lpatch_wake_kthread(
+        t: *mut core::ffi::c_void,
+        wake_up_state: unsafe extern "C" fn(*mut core::ffi::c_void, core::ffi::c_uint) -> core::ffi::c_int,
+    );
+    pub fn lpatch_notify_signal(
+        t: *mut core::ffi::c_void,
+        wake_up_state: unsafe extern "C" fn(*mut core::ffi::c_void, core::ffi::c_uint) -> core::ffi::c_int,
+    );
+    pub fn lpatch_now_ns() -> u64;
+    pub fn lpatch_describe_code(buf: *mut u8, len: usize, addr: core::ffi::c_ulong);
     pub fn lpatch_idle_task(idle_threads: *mut *mut core::ffi::c_void, cpu: core::ffi::c_int)
         -> *mut core::ffi::c_void;
     pub fn lpatch_nr_cpu_ids() -> core::ffi::c_int;

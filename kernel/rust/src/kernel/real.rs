@@ -16,7 +16,7 @@ use core::cell::Cell;
 use core::fmt;
 use lpatch_logic::error::{Error, Result};
 use lpatch_logic::fallible::try_format;
-use lpatch_logic::seam::{DirKind, Kernel, Level, Ranges, Table, WalkResult};
+use lpatch_logic::seam::{Blocker, DirKind, Kernel, Level, Nudged, Ranges, Table, WalkResult};
 
 /// The running kernel, as the core uses it: the unexported functions found through
 /// kallsyms, and the glue's ftrace_ops while the core has it registered (unregistered, if
@@ -222,10 +222,22 @@ impl Kernel for Real {
         self.tasks.as_ref().ok_or(Error::EINVAL)?.begin(initial)
     }
 
-    fn tasks_switch(&self, goal: i32, ranges: &Ranges) -> WalkResult {
+    fn tasks_switch(&self, goal: i32, ranges: &Ranges, blocked: &mut dyn FnMut(&Blocker)) -> WalkResult {
         self.tasks
             .as_ref()
-            .map_or_else(WalkResult::default, |t| t.switch(goal, ranges))
+            .map_or_else(WalkResult::default, |t| t.switch(goal, ranges, blocked))
+    }
+
+    fn tasks_nudge(&self, goal: i32) -> Nudged {
+        self.tasks.as_ref().map_or_else(Nudged::default, |t| t.nudge(goal))
+    }
+
+    fn now_ms(&self) -> u64 {
+        tasks::now_ms()
+    }
+
+    fn describe_code<'b>(&self, addr: usize, buf: &'b mut [u8; 128]) -> &'b str {
+        tasks::describe_code(addr, buf)
     }
 
     fn syscall_exit_switch(&self, goal: Option<i32>) -> Result {

@@ -11,17 +11,20 @@ use super::sync::sync_cpus;
 use core::cell::Cell;
 use core::ffi::{c_int, c_long, c_uint, c_ulong, c_void, CStr};
 use lpatch_logic::error::{Error, Result};
-use lpatch_logic::seam::{Ranges, WalkResult, UNDEFINED};
+use lpatch_logic::seam::{Blocked, Blocker, Nudged, Ranges, WalkResult, UNDEFINED};
 
 type TaskCallF = unsafe extern "C" fn(*mut c_void, *mut c_void) -> c_int;
 type TaskCallFunc = unsafe extern "C" fn(*mut c_void, TaskCallF, *mut c_void) -> c_int;
 type TaskCurr = unsafe extern "C" fn(*const c_void) -> c_int;
 type SaveReliable = unsafe extern "C" fn(*mut c_void, *mut c_ulong, c_uint) -> c_int;
+type WakeUpState = unsafe extern "C" fn(*mut c_void, c_uint) -> c_int;
 
 /// Stack checks between two holds of tasklist_lock (each a few µs).
 const CHECKS_PER_HOLD: u32 = 8;
 /// Passes of one walk: the first, and those confirming a pass that let go of the lock.
 const CONFIRMING_PASSES: u32 = 3;
+/// Nudges between two holds of tasklist_lock.
+const NUDGES_PER_HOLD: u32 = 32;
 
 /// Return addresses kept of one stack: deeper stacks count as unreliable (as upstream's).
 const STACK_ENTRIES: usize = 100;
@@ -42,6 +45,7 @@ pub struct TaskSyms {
     task_call_func: TaskCallFunc,
     task_curr: TaskCurr,
     save_reliable: SaveReliable,
+    wake_up_state: WakeUpState,
     /// smpboot's per-CPU `idle_threads` (a per-CPU offset).
     idle_threads: usize,
     /// Whether the core holds klp_mutex (between `begin` and `end`).
@@ -71,6 +75,7 @@ impl TaskSyms {
                 task_call_func: core::mem::transmute::<usize, TaskCallFunc>(lookup(c"task_call_func")?),
                 task_curr: core::mem::transmute::<usize, TaskCurr>(lookup(c"task_curr")?),
                 save_reliable: core::mem::transmute::<usize, SaveReliable>(lookup(c"stack_trace_save_tsk_reliable")?),
+                wake_up_state: core::mem::transmute::<usize, WakeUpState>(lookup(c"wake_up_state")?),
                 idle_threads: lookup(c"idle_threads")?,
                 claimed: Cell::new(false),
             })
@@ -166,7 +171,7 @@ impl TaskSyms {
     /// of tasks under it once stalled big machines), so forks may slip past the walk's
     /// cursor: a walk that let go and found every task switched is confirmed by another
     /// pass (a pass with nothing left to check never lets go).
-    pub fn switch(&self, goal: i32, ranges: &Ranges) -> WalkResult {
+    pub fn switch(&self, goal: i32, ranges: &Ranges, blocked: &mut dyn FnMut(&Blocker)) -> WalkResult {
         let mut r = WalkResult::default();
         let mut settled = false;
         for _pass in 0..CONFIRMING_PASSES {
@@ -180,7 +185,9 @@ impl TaskSyms {
                     if unsafe { ffi::lpatch_task_patch_state(t) } == goal {
                         return false;
                     }
-                    count(&mut r, self.try_switch(t, goal, ranges));
+                    let found = self.try_switch(t, goal, ranges);
+                    count(&mut r, found.0);
+                    report(t, found, blocked);
                     checks += 1;
                     let go = checks % CHECKS_PER_HOLD == 0;
                     let_go |= go;
@@ -214,28 +221,32 @@ impl TaskSyms {
                 // An offline CPU's idle task does not run: switched as is.
                 // SAFETY: as above.
                 unsafe { ffi::lpatch_task_set_patch_state(t, goal) };
-                SWITCHED
+                (SWITCHED, 0)
             };
-            count(&mut r, found);
+            count(&mut r, found.0);
+            report(t, found, blocked);
         });
         r
     }
 
-    /// Checks and switches one task, pinned by task_call_func: what it found.
-    fn try_switch(&self, t: *mut c_void, goal: i32, ranges: &Ranges) -> c_int {
+    /// Checks and switches one task, pinned by task_call_func: what it found, and the
+    /// return address in the patch's code if that is what holds it.
+    fn try_switch(&self, t: *mut c_void, goal: i32, ranges: &Ranges) -> (c_int, usize) {
         let mut ctx = Check {
             syms: self,
             goal,
             ranges,
+            hit: 0,
             stack: [0; STACK_ENTRIES],
         };
         // SAFETY: t is a live task held by the caller's walk (tasklist_lock) or an idle
         // task; the callback matches task_call_f and ctx outlives the call.
-        unsafe { (self.task_call_func)(t, check_and_switch, &mut ctx as *mut Check<'_> as *mut c_void) }
+        let found = unsafe { (self.task_call_func)(t, check_and_switch, &mut ctx as *mut Check<'_> as *mut c_void) };
+        (found, ctx.hit)
     }
 
     /// An idle task: checked from a work item on its CPU, where it is not running.
-    fn try_switch_idle(&self, t: *mut c_void, cpu: c_int, goal: i32, ranges: &Ranges) -> c_int {
+    fn try_switch_idle(&self, t: *mut c_void, cpu: c_int, goal: i32, ranges: &Ranges) -> (c_int, usize) {
         // SAFETY: task_curr reads the runqueue's current task.
         if unsafe { (self.task_curr)(t) } == 0 {
             return self.try_switch(t, goal, ranges);
@@ -249,7 +260,7 @@ impl TaskSyms {
         unsafe extern "C" fn on_cpu(data: *mut c_void) -> c_long {
             // SAFETY: data is the OnCpu below, alive until work_on_cpu returns.
             let o = unsafe { &*(data as *const OnCpu<'_>) };
-            o.syms.try_switch(o.t, o.goal, o.ranges) as c_long
+            o.syms.try_switch(o.t, o.goal, o.ranges).0 as c_long
         }
         let o = OnCpu {
             syms: self,
@@ -259,7 +270,40 @@ impl TaskSyms {
         };
         // SAFETY: work_on_cpu runs on_cpu in a worker bound to `cpu` and waits for it; o
         // outlives it. Never allocates (an on-stack work).
-        unsafe { ffi::lpatch_work_on_cpu(cpu, Some(on_cpu), &o as *const OnCpu<'_> as *mut c_void) as c_int }
+        let found =
+            unsafe { ffi::lpatch_work_on_cpu(cpu, Some(on_cpu), &o as *const OnCpu<'_> as *mut c_void) as c_int };
+        // An idle task's stack holds the idle loop: what it ran into is not told.
+        (found, 0)
+    }
+
+    /// Nudges each task of the task list not in `goal`: a kernel thread is woken (if it
+    /// sleeps interruptibly), a user task sent a fake signal (TIF_NOTIFY_SIGNAL: an
+    /// interruptible sleep ends and its system call restarts, through the switch at
+    /// system call exit). The lock is let go every few tasks.
+    pub fn nudge(&self, goal: i32) -> Nudged {
+        let mut n = Nudged::default();
+        let mut held = 0;
+        self.walk_list(
+            &mut |t| {
+                // SAFETY: t is a live task held by the walk; the helpers read its flags
+                // and wake it as the kernel's own livepatch does.
+                unsafe {
+                    if ffi::lpatch_task_patch_state(t) == goal {
+                        return false;
+                    }
+                    if ffi::lpatch_task_is_kthread(t) {
+                        ffi::lpatch_wake_kthread(t, self.wake_up_state);
+                        n.kthreads += 1;
+                    } else {
+                        ffi::lpatch_notify_signal(t, self.wake_up_state);
+                        n.user += 1;
+                    }
+                }
+                (n.kthreads + n.user) % NUDGES_PER_HOLD as usize == 0
+            },
+            &mut held,
+        );
+        n
     }
 
     /// Ends the claim: waits for every handler call that may be reading states, resets
@@ -288,10 +332,30 @@ fn count(r: &mut WalkResult, found: c_int) {
     }
 }
 
+/// Tells `blocked` of a task a walk could not switch (`found`, from try_switch).
+fn report(t: *mut c_void, found: (c_int, usize), blocked: &mut dyn FnMut(&Blocker)) {
+    let why = match found {
+        (SWITCHED, _) => return,
+        (RUNNING, _) => Blocked::Running,
+        (IN_PATCHED_CODE, hit) => Blocked::InCode(hit),
+        _ => Blocked::Unreliable,
+    };
+    let mut comm = [0u8; 16];
+    // SAFETY: t is a live task held by the caller's walk (or an idle task); comm has
+    // TASK_COMM_LEN bytes.
+    let pid = unsafe {
+        ffi::lpatch_task_comm(t, comm.as_mut_ptr());
+        ffi::lpatch_task_pid(t)
+    };
+    blocked(&Blocker { pid, comm, why });
+}
+
 struct Check<'a> {
     syms: &'a TaskSyms,
     goal: i32,
     ranges: &'a Ranges,
+    /// The first return address in the patch's code, if any.
+    hit: usize,
     stack: [c_ulong; STACK_ENTRIES],
 }
 
@@ -309,7 +373,8 @@ unsafe extern "C" fn check_and_switch(t: *mut c_void, data: *mut c_void) -> c_in
         return UNRELIABLE;
     }
     let n = (n as usize).min(STACK_ENTRIES);
-    if c.stack[..n].iter().any(|&a| c.ranges.hit(a as usize).is_some()) {
+    if let Some(&a) = c.stack[..n].iter().find(|&&a| c.ranges.hit(a as usize).is_some()) {
+        c.hit = a as usize;
         return IN_PATCHED_CODE;
     }
     // SAFETY: the task is pinned; patch_state is a plain int.
@@ -328,4 +393,18 @@ pub fn syscall_exit_switch(goal: Option<i32>) -> Result {
 pub fn current_state() -> i32 {
     // SAFETY: reads current->patch_state.
     unsafe { ffi::lpatch_current_patch_state() }
+}
+
+/// The kernel's monotonic clock, in ms.
+pub fn now_ms() -> u64 {
+    // SAFETY: reads the clock.
+    unsafe { ffi::lpatch_now_ns() / 1_000_000 }
+}
+
+/// Where code address `addr` is ("function+0x1a/0x40 [module]"), in `buf`.
+pub fn describe_code(addr: usize, buf: &mut [u8; 128]) -> &str {
+    // SAFETY: buf is writable for its length; the helper NUL-terminates within it.
+    unsafe { ffi::lpatch_describe_code(buf.as_mut_ptr(), buf.len(), addr as c_ulong) };
+    let n = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+    core::str::from_utf8(&buf[..n]).unwrap_or("?")
 }
