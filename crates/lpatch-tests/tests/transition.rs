@@ -2,16 +2,16 @@
 //! The consistency model in the VM (issue 27). samples/lpt-sleeper's kernel thread asleep
 //! inside the function a patch replaces holds the patch's transition (`transition` reads 1
 //! over repeated walks); another (loaded) patch's enable meanwhile is refused (EBUSY, a
-//! log line);
-//! writing 0 reverses it, and it ends at once (the thread never left the old code); the
-//! disabled patch's module unloads. Loaded again, its transition is held again while a
+//! log line); writing 0 reverses it, and it ends at once (the thread never left the old
+//! code); the disabled patch's module unloads. Loaded again, its transition is held again while a
 //! module load, a module unload and the in-kernel livepatch's patch load wait (the in-kernel
 //! livepatch's mutex, which lpatch holds for the transition); woken, the thread leaves and
 //! all of them go on. The other order: a transition of the in-kernel livepatch running
 //! refuses lpatch's enable. A task asleep inside a patch's new code (samples/lpt-sleeper's
 //! napper in lp_test's repl=4) holds a disable: its module cannot be unloaded meanwhile;
 //! writing 1 reverses the disable. Each test's kernel log is clean (lockdep too, on the
-//! debug kernel).
+//! debug kernel). Further scenarios: a stalled transition named and nudged out (with a fork
+//! storm), getpid under 128 processes, a protocol change under 64 threads.
 
 use lpatch_tests::{log_count, log_has, vm, Facts};
 use lpatch_vm::Boot;
@@ -409,4 +409,59 @@ fn getpid_under_128_processes_returns_the_old_or_the_new_value() {
     assert!(field("old") > 0 && field("new") > 0, "{}", run.report());
     assert!(field("most-turns") <= 6, "{}", run.report());
     log_has(&run, "patch lp_test_c: transition to enabled complete (");
+}
+
+const PROTO_SCRIPT: &str = r#"
+M=/sys/module
+run target insmod lpt_proto.ko
+sleep 1
+run on1 insmod lp_proto.ko
+settle
+sleep 1
+put off1 0 $R/lp_proto/enabled
+settle
+sleep 1
+put on2 1 $R/lp_proto/enabled
+put off2 0 $R/lp_proto/enabled
+settle
+show counts cat $M/lpt_proto/parameters/old_calls $M/lpt_proto/parameters/old_violations $M/lp_proto/parameters/new_calls $M/lp_proto/parameters/new_violations
+run unload rmmod lp_proto
+run target-unload rmmod lpt_proto
+"#;
+
+/// A change of protocol between two functions (samples/lpt-proto: the caller's token must
+/// match the callee's) patched, unpatched, and patched with a reversal halfway, under 64
+/// kernel threads calling them and sleeping inside the chain: no chain ever mixes old and
+/// new code, in any thread.
+#[test]
+fn a_protocol_change_under_64_threads_never_mixes_old_and_new() {
+    let run = vm(Boot::Kaslr, &format!("{HELPERS}{PROTO_SCRIPT}"))
+        .run()
+        .unwrap();
+    run.assert_ok();
+    let f = Facts::of(&run);
+    for k in [
+        "target",
+        "on1",
+        "off1",
+        "on2",
+        "off2",
+        "unload",
+        "target-unload",
+    ] {
+        f.ok(k);
+    }
+    let counts: Vec<u64> = f
+        .get("counts")
+        .split(' ')
+        .map(|n| n.parse().unwrap_or(u64::MAX))
+        .collect();
+    eprintln!("protocol change: old calls, violations; new calls, violations: {counts:?}");
+    let [old, old_bad, new, new_bad] = counts[..] else {
+        panic!("counts: {counts:?}\n{}", run.report());
+    };
+    assert!(old > 0 && new > 0, "{}", run.report());
+    assert_eq!((old_bad, new_bad), (0, 0), "{}", run.report());
+    log_has(&run, "patch lp_proto: transition to enabled complete (");
+    log_has(&run, "patch lp_proto: transition to disabled complete (");
 }
