@@ -296,12 +296,12 @@ echo release > /proc/lpt_sleeper
 waitfor '[ "$(cat $S/holds)" -ge 1 ] && [ "$(cat $S/dozes)" -ge 1 ]'
 run load insmod lp_test_a.ko obj=lpt_sleeper func=lpt_sleeper_doze func2=lpt_sleeper_hold repl=0
 show trans1 cat $P/transition
+sleep 3
+show trans2 cat $P/transition
+show hold-waits cat /tmp/hold.out
 # A fork storm during the transition: children inherit their parent's state, exit
 # while walks let go of the task list, and are born behind their cursors.
 i=0; while [ $i -lt 300 ]; do (sleep 0.2) & i=$((i+1)); done
-sleep 8
-show trans2 cat $P/transition
-show hold-waits cat /tmp/hold.out
 waitfor '[ "$(cat $P/transition)" = 0 ]'
 show trans3 cat $P/transition
 waitfor '[ -s /tmp/hold.out ]'
