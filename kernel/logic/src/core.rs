@@ -339,7 +339,7 @@ impl<K: Kernel> Core<K> {
             self.patches[i].name,
             other,
             t.goal.word(),
-            (t.goal == Goal::Unpatched) as u8
+            t.goal.reversing_value()
         );
         Err(Error::EBUSY)
     }
@@ -546,7 +546,7 @@ impl<K: Kernel> Core<K> {
             walk.in_patched_code,
             walk.running,
             walk.unreliable,
-            (goal == Goal::Unpatched) as u8
+            goal.reversing_value()
         );
         for b in shown.iter().flatten() {
             let mut buf = [0u8; 128];

@@ -50,6 +50,14 @@ impl Goal {
         }
     }
 
+    /// The value written to `enabled` that reverses a transition to this goal.
+    pub fn reversing_value(self) -> u8 {
+        match self {
+            Goal::Patched => 0,
+            Goal::Unpatched => 1,
+        }
+    }
+
     /// The state every task starts the transition in.
     pub fn initial(self) -> i32 {
         match self {

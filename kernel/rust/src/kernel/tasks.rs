@@ -185,9 +185,7 @@ impl TaskSyms {
                     if unsafe { ffi::lpatch_task_patch_state(t) } == goal {
                         return false;
                     }
-                    let found = self.try_switch(t, goal, ranges);
-                    count(&mut r, found.0);
-                    report(t, found, blocked);
+                    tally(&mut r, t, self.try_switch(t, goal, ranges), blocked);
                     checks += 1;
                     let go = checks % CHECKS_PER_HOLD == 0;
                     let_go |= go;
@@ -223,8 +221,7 @@ impl TaskSyms {
                 unsafe { ffi::lpatch_task_set_patch_state(t, goal) };
                 (SWITCHED, 0)
             };
-            count(&mut r, found.0);
-            report(t, found, blocked);
+            tally(&mut r, t, found, blocked);
         });
         r
     }
@@ -256,24 +253,29 @@ impl TaskSyms {
             t: *mut c_void,
             goal: i32,
             ranges: &'a Ranges,
+            /// The return address in the patch's code, if that holds it.
+            hit: Cell<usize>,
         }
         unsafe extern "C" fn on_cpu(data: *mut c_void) -> c_long {
-            // SAFETY: data is the OnCpu below, alive until work_on_cpu returns.
+            // SAFETY: data is the OnCpu below, alive until work_on_cpu returns; its caller
+            // waits meanwhile, so one thread at a time uses `hit`.
             let o = unsafe { &*(data as *const OnCpu<'_>) };
-            o.syms.try_switch(o.t, o.goal, o.ranges).0 as c_long
+            let (found, hit) = o.syms.try_switch(o.t, o.goal, o.ranges);
+            o.hit.set(hit);
+            found as c_long
         }
         let o = OnCpu {
             syms: self,
             t,
             goal,
             ranges,
+            hit: Cell::new(0),
         };
         // SAFETY: work_on_cpu runs on_cpu in a worker bound to `cpu` and waits for it; o
         // outlives it. Never allocates (an on-stack work).
         let found =
             unsafe { ffi::lpatch_work_on_cpu(cpu, Some(on_cpu), &o as *const OnCpu<'_> as *mut c_void) as c_int };
-        // An idle task's stack holds the idle loop: what it ran into is not told.
-        (found, 0)
+        (found, o.hit.get())
     }
 
     /// Nudges each task of the task list not in `goal`: a kernel thread is woken (if it
@@ -320,26 +322,25 @@ impl TaskSyms {
     }
 }
 
-/// Adds what checking one task found to a walk's result.
-fn count(r: &mut WalkResult, found: c_int) {
-    if found != SWITCHED {
-        r.remaining += 1;
-        match found {
-            RUNNING => r.running += 1,
-            IN_PATCHED_CODE => r.in_patched_code += 1,
-            _ => r.unreliable += 1,
-        }
-    }
-}
-
-/// Tells `blocked` of a task a walk could not switch (`found`, from try_switch).
-fn report(t: *mut c_void, found: (c_int, usize), blocked: &mut dyn FnMut(&Blocker)) {
+/// Adds what checking task `t` found (`found`, from try_switch) to a walk's result, and
+/// tells `blocked` of it if it could not be switched.
+fn tally(r: &mut WalkResult, t: *mut c_void, found: (c_int, usize), blocked: &mut dyn FnMut(&Blocker)) {
     let why = match found {
         (SWITCHED, _) => return,
-        (RUNNING, _) => Blocked::Running,
-        (IN_PATCHED_CODE, hit) => Blocked::InCode(hit),
-        _ => Blocked::Unreliable,
+        (RUNNING, _) => {
+            r.running += 1;
+            Blocked::Running
+        }
+        (IN_PATCHED_CODE, hit) => {
+            r.in_patched_code += 1;
+            Blocked::InCode(hit)
+        }
+        _ => {
+            r.unreliable += 1;
+            Blocked::Unreliable
+        }
     };
+    r.remaining += 1;
     let mut comm = [0u8; 16];
     // SAFETY: t is a live task held by the caller's walk (or an idle task); comm has
     // TASK_COMM_LEN bytes.
