@@ -220,11 +220,13 @@ fn getpid_storm(procs: &str, secs: &str) -> Result<String, String> {
             -1 => return Err(format!("fork: {}", last_errno())),
             0 => {
                 // SAFETY: getpid and nice have no preconditions. Niced, the callers leave
-                // the test's shell (and the core's thread) the CPU when they want it.
+                // the test's shell (and the core's thread) the CPU when they want it. A
+                // child that starts late may see the patched value first: a pid never has
+                // that bit (pid_max is at most 2^22), so it is taken off.
                 let pid = unsafe {
                     libc::nice(19);
                     libc::getpid()
-                };
+                } & !GETPID_PATCHED_BIT;
                 let (mut old, mut new, mut other, mut turns) = (0u64, 0u64, 0u64, 0u64);
                 let mut last = None;
                 while std::time::Instant::now() < end {

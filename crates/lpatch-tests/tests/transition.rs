@@ -42,7 +42,7 @@ run load insmod lp_test_a.ko obj=lpt_sleeper func=lpt_sleeper_wait repl=0
 show enabled1 cat $P/enabled
 show trans1 cat $P/transition
 show mode stat -c '%a' $P/transition
-sleep 2
+sleep 1
 show trans2 cat $P/transition
 put other 1 $R/lp_test_b/enabled
 run rmmod-busy rmmod lp_test_a
@@ -57,7 +57,7 @@ run load2 insmod lp_test_a.ko obj=lpt_sleeper func=lpt_sleeper_wait repl=0
 show trans4 cat $P/transition
 (rmmod lpt_target; echo "rc=$?") > /tmp/rmmod.out 2>&1 &
 (insmod klp_cmdline.ko; echo "rc=$?") > /tmp/klp.out 2>&1 &
-sleep 2
+sleep 1
 show rmmod-waits cat /tmp/rmmod.out
 show klp-waits cat /tmp/klp.out
 show klp-dir1 ls /sys/kernel/livepatch
@@ -94,7 +94,7 @@ fn a_kernel_thread_in_the_old_function_holds_the_transition_and_a_disable_revers
     f.eq("enabled1", "1");
     f.eq("trans1", "1");
     f.eq("mode", "444");
-    // Still blocked after two seconds of walks.
+    // Still blocked after a second of walks.
     f.eq("trans2", "1");
     // One transition at a time.
     f.failed("other", "Device or resource busy");
@@ -296,7 +296,7 @@ echo release > /proc/lpt_sleeper
 waitfor '[ "$(cat $S/holds)" -ge 1 ] && [ "$(cat $S/dozes)" -ge 1 ]'
 run load insmod lp_test_a.ko obj=lpt_sleeper func=lpt_sleeper_doze func2=lpt_sleeper_hold repl=0
 show trans1 cat $P/transition
-sleep 3
+sleep 1
 show trans2 cat $P/transition
 show hold-waits cat /tmp/hold.out
 # A fork storm during the transition: children inherit their parent's state, exit
@@ -354,7 +354,7 @@ fn a_stalled_transition_names_its_tasks_and_nudges_them_out_after_15_s() {
 
 const GETPID_SCRIPT: &str = r#"
 P=$R/lp_test_c
-(lpatch-probe getpid-storm 128 12 > /tmp/storm.out 2>&1; echo "rc=$?" >> /tmp/storm.out) &
+(lpatch-probe getpid-storm 128 10 > /tmp/storm.out 2>&1; echo "rc=$?" >> /tmp/storm.out) &
 sleep 2
 run on1 insmod lp_test_c.ko func=__x64_sys_getpid repl=5
 settle
